@@ -1,0 +1,1 @@
+"""The sandbox image: offline CPU build (``build.py``) and production Dockerfiles."""

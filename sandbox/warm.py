@@ -1,0 +1,566 @@
+"""Warm Docker sandboxes: containers started ahead of time, each used for one job only.
+
+A cold run pays, inside the learner's wall clock, for container creation and for
+importing numpy, IPython and torch. ``WarmDockerBackend`` keeps a small pool of
+containers per profile (image, limits, env, GPU) that are already running the harness
+in wait mode (``harness.py --wait``) with those frameworks imported. A job is given to
+exactly one of them and the container is destroyed afterwards: nothing is reused or
+shared across learners (anchors-sandbox.md §4a: warm reuse is what our threat model
+forbids; warm *pre-start* is not reuse).
+
+Per slot the pool creates host directories, bound into the container exactly as a cold
+run binds the pipeline's ones, with the same hardened profile (``DockerBackend``):
+
+    <slot>/submission → the spec's workdir (read-only), filled when the job comes
+    <slot>/data       → /work/1_data (read-only), gets test_data.npy when the job comes
+    <slot>/control    → /control (read-only): the host writes job.json, which starts it
+    <slot>/out        → /out (read-write, watched by the output cap), moved afterwards
+
+Only specs the pool understands go warm: a ``python3 SCRIPT ARGS`` command whose mounts
+are the submission folder, ``/work/1_data/test_data.npy`` and this harness. Anything
+else, in particular the legacy contract, which mounts the labels, runs cold: labels are
+never in a warm container. The wall limit counts from the moment the job file is written.
+
+Trade-offs accepted: a warm container's memory already holds the preloaded frameworks,
+charged to the job's memory limit (as a cold run's own imports would be); idle containers
+are replaced after ``idle_max_seconds`` so that the reaper, which ages containers from
+their creation, never kills a live warm run (``WARM_LABEL``). Refilling costs a few CPU
+seconds (importing torch): on a host without spare cores it would slow the running job,
+whose wall clock is the learner's, so by default the pool refills during a job only when
+the host has at least twice the job's CPUs plus two (``refill_while_busy``); otherwise it
+refills between jobs, and under a steady backlog some jobs run cold.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.base import CappedStream, InfrastructureError, Limits, Mount, RunResult, RunSpec
+from sandbox.docker_backend import (
+    STREAM_JOIN_SECONDS,
+    WARM_LABEL,
+    DockerBackend,
+    collect_result,
+    prepare_host_paths,
+    supervise,
+)
+
+log = logging.getLogger(__name__)
+
+HARNESS_DIR = Path(__file__).resolve().parent / "runner"
+HARNESS_TARGET = "/harness"
+CONTROL_TARGET = "/control"
+DATA_TARGET = "/work/1_data"
+DATA_FILE = "test_data.npy"
+READY_MARKER = b"[harness] warm: ready"
+DEFAULT_PRELOAD = ("numpy", "IPython.core.interactiveshell", "torch")
+# Kept of a warm container's own output before its job (diagnostics of a failed start).
+PRE_JOB_CAP_BYTES = 64 << 10
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a container is created with; a job runs warm only in a matching container."""
+
+    image: str
+    limits: Limits
+    env: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, str], ...]
+    gpu: str | None
+    workdir: str
+
+    @classmethod
+    def of(cls, spec: RunSpec) -> Profile:
+        # Only what is fixed at creation: the wall limit, stream and output caps are the
+        # host's business and may differ from job to job.
+        limits = dataclasses.replace(
+            spec.limits, wall_seconds=0.0, stream_cap_bytes=0, out_max_bytes=0, out_max_files=0
+        )
+        return cls(
+            image=spec.image,
+            limits=limits,
+            env=tuple(sorted(spec.env.items())),
+            labels=tuple(sorted(spec.labels.items())),
+            gpu=spec.gpu,
+            workdir=spec.workdir,
+        )
+
+
+@dataclass(frozen=True)
+class WarmPlan:
+    """How a spec maps onto a slot: its submission folder, test data and job argv."""
+
+    profile: Profile
+    submission: Path
+    data: Path | None
+    argv: list[str]
+
+
+class _Sink:
+    """Stream sinks that start a fresh capture when the job begins."""
+
+    def __init__(self) -> None:
+        self.out = CappedStream(PRE_JOB_CAP_BYTES)
+        self.err = CappedStream(PRE_JOB_CAP_BYTES)
+        self.ready = threading.Event()
+        self._in_job = False
+
+    def feed_out(self, chunk: bytes) -> None:
+        self.out.feed(chunk)
+
+    def feed_err(self, chunk: bytes) -> None:
+        self.err.feed(chunk)
+        if not self._in_job and READY_MARKER in self.err.value():
+            self.ready.set()
+
+    def begin_job(self, cap: int) -> None:
+        self._in_job = True
+        self.out, self.err = CappedStream(cap), CappedStream(cap)
+
+
+@dataclass
+class Slot:
+    root: Path
+    name: str
+    token: str
+    container: Any
+    sink: _Sink
+    reader: threading.Thread
+    digest: str
+    created: float = field(default_factory=time.monotonic)
+
+    @property
+    def out_dir(self) -> Path:
+        return self.root / "out"
+
+    def alive(self) -> bool:
+        # The attach stream closes when the container dies (reaped, OOM while idle...).
+        return self.sink.ready.is_set() and self.reader.is_alive()
+
+
+class WarmPool:
+    """Keeps ``size`` ready containers of one profile; a keeper thread refills it."""
+
+    def __init__(
+        self,
+        backend: WarmDockerBackend,
+        profile: Profile,
+        size: int,
+    ) -> None:
+        self.backend = backend
+        self.profile = profile
+        self.size = size
+        self._ready: list[Slot] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._changed = threading.Condition(self._lock)
+        self.failures = 0
+        self._keeper = threading.Thread(target=self._keep, name="warm-pool", daemon=True)
+        self._keeper.start()
+
+    def take(self) -> Slot | None:
+        """A ready container for one job, or None (the caller runs cold)."""
+        found, dead = None, []
+        with self._lock:
+            while self._ready and found is None:
+                slot = self._ready.pop(0)
+                if slot.alive() and not self._expired(slot):
+                    found = slot
+                else:
+                    dead.append(slot)
+        self._wake.set()  # the keeper refills at once
+        for slot in dead:
+            self.backend.destroy(slot)
+        return found
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def wait_ready(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` containers are ready (benchmarks and tests)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self._ready) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.5))
+        return True
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._keeper.join(timeout=120)
+        with self._lock:
+            slots, self._ready = self._ready, []
+        for slot in slots:
+            self.backend.destroy(slot)
+
+    def _expired(self, slot: Slot) -> bool:
+        return time.monotonic() - slot.created > self.backend.idle_max_seconds
+
+    def _keep(self) -> None:
+        while not self._stop.is_set():
+            if not self.backend.may_refill(self.profile):
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            with self._lock:
+                expired = [s for s in self._ready if self._expired(s) or not s.alive()]
+                self._ready = [s for s in self._ready if s not in expired]
+                missing = self.size - len(self._ready)
+            for slot in expired:
+                self.backend.destroy(slot)
+            if missing > 0 and not self._stop.is_set():
+                self._add_one()
+                continue
+            self._wake.wait(1.0)
+            self._wake.clear()
+
+    def _add_one(self) -> None:
+        try:
+            slot = self.backend.start_slot(self.profile)
+        except Exception as exc:  # noqa: BLE001 - the keeper must survive engine trouble
+            self.failures += 1
+            log.warning("warm pool: starting a container failed: %s", exc)
+            self._stop.wait(min(30.0, 2.0**self.failures))
+            return
+        self.failures = 0
+        with self._changed:
+            if self._stop.is_set():
+                self.backend.destroy(slot)
+                return
+            self._ready.append(slot)
+            self._changed.notify_all()
+
+
+class WarmDockerBackend:
+    """``SandboxBackend`` that runs jobs in pre-started, single-use Docker containers."""
+
+    name = "docker-warm"
+
+    def __init__(
+        self,
+        pool_size: int = 2,
+        *,
+        preload: tuple[str, ...] = DEFAULT_PRELOAD,
+        idle_max_seconds: float = 120.0,
+        ready_timeout_seconds: float = 120.0,
+        work_root: Path | None = None,
+        harness_dir: Path = HARNESS_DIR,
+        max_profiles: int = 2,
+        refill_while_busy: bool | None = None,
+        cold: DockerBackend | None = None,
+        on_started: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.pool_size = pool_size
+        self.preload = preload
+        self.idle_max_seconds = idle_max_seconds
+        self.ready_timeout_seconds = ready_timeout_seconds
+        self.harness_dir = harness_dir.resolve()
+        self.max_profiles = max_profiles
+        self.refill_while_busy = refill_while_busy
+        self._busy = 0
+        self.cold = cold or DockerBackend()
+        self._client = self.cold._client
+        self._on_started = on_started
+        self._work_root = work_root
+        self._pools: dict[Profile, WarmPool] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        atexit.register(self.close)
+
+    # ------------------------------------------------------------------ SandboxBackend
+
+    def run(self, spec: RunSpec) -> RunResult:
+        plan = self.plan(spec)
+        if plan is None:
+            return self.cold.run(spec)
+        pool = self.pool_for(plan.profile)
+        slot = pool.take()
+        with self._lock:
+            self._busy += 1
+        try:
+            if slot is None:
+                return self.cold.run(spec)
+            return self._run_in_slot(slot, spec, plan)
+        finally:
+            if slot is not None:
+                self.destroy(slot)
+            with self._lock:
+                self._busy -= 1
+            for each in list(self._pools.values()):
+                each.poke()
+
+    def may_refill(self, profile: Profile) -> bool:
+        """Whether a pool may start a container now (see the module's trade-offs)."""
+        if self._busy == 0:
+            return True
+        if self.refill_while_busy is not None:
+            return self.refill_while_busy
+        return (os.cpu_count() or 1) >= 2 * profile.limits.cpus + 2
+
+    def kill(self, name: str) -> None:
+        # A warm container is renamed to the spec's name when its job starts.
+        self.cold.kill(name)
+
+    def reap(self, *, older_than_seconds: float) -> list[str]:
+        return self.cold.reap(older_than_seconds=older_than_seconds)
+
+    def image_digest(self, image: str) -> str:
+        return self.cold.image_digest(image)
+
+    # ------------------------------------------------------------------ pools
+
+    def plan(self, spec: RunSpec) -> WarmPlan | None:
+        """How ``spec`` would run warm, or None when it must run cold."""
+        command = list(spec.command)
+        if len(command) < 2 or Path(command[0]).name not in ("python", "python3"):
+            return None
+        if command[1].startswith("-"):  # interpreter options are fixed at container start
+            return None
+        submission: Path | None = None
+        data: Path | None = None
+        for mount in spec.mounts:
+            host = Path(mount.host)
+            if mount.target == spec.workdir and mount.read_only and host.is_dir():
+                submission = host
+            elif mount.target == f"{DATA_TARGET}/{DATA_FILE}" and mount.read_only:
+                data = host
+            elif mount.target == HARNESS_TARGET and host.resolve() == self.harness_dir:
+                continue
+            else:
+                # Labels (legacy contract) or anything unforeseen: never in a warm container.
+                return None
+        if submission is None:
+            return None
+        return WarmPlan(Profile.of(spec), submission, data, command[1:])
+
+    def pool_for(self, profile: Profile) -> WarmPool:
+        with self._lock:
+            if self._closed:
+                raise InfrastructureError("warm backend is closed")
+            pool = self._pools.pop(profile, None)
+            if pool is None:
+                pool = WarmPool(self, profile, self.pool_size)
+                while len(self._pools) >= self.max_profiles:
+                    oldest = next(iter(self._pools))
+                    self._pools.pop(oldest).close()
+            self._pools[profile] = pool  # most recently used last
+            return pool
+
+    def prewarm(self, spec: RunSpec, *, count: int | None = None, timeout: float = 180.0) -> bool:
+        """Fill the pool for ``spec``'s profile and wait for it; False if ``spec`` runs cold."""
+        plan = self.plan(spec)
+        if plan is None:
+            return False
+        wanted = self.pool_size if count is None else count
+        return self.pool_for(plan.profile).wait_ready(wanted, timeout)
+
+    def wait_until_full(self, timeout: float = 180.0) -> bool:
+        """Wait until every pool holds ``pool_size`` ready containers (benchmarks)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            pools = list(self._pools.values())
+        return all(p.wait_ready(p.size, max(0.0, deadline - time.monotonic())) for p in pools)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+        if self._work_root is None and hasattr(self, "_own_root"):
+            shutil.rmtree(self._own_root, ignore_errors=True)
+
+    # ------------------------------------------------------------------ slots
+
+    def _slots_root(self) -> Path:
+        if self._work_root is not None:
+            self._work_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return self._work_root
+        if not hasattr(self, "_own_root"):
+            # Root-owned 0700 parent: the 0777 out dirs below are reachable by no one else.
+            self._own_root = Path(tempfile.mkdtemp(prefix="katakana-warm-"))
+        return self._own_root
+
+    def start_slot(self, profile: Profile) -> Slot:
+        """Create and start one container of ``profile``; return once it is ready."""
+        token = secrets.token_hex(8)
+        root = Path(tempfile.mkdtemp(prefix="slot-", dir=self._slots_root()))
+        for sub in ("submission", "data", "control", "out"):
+            (root / sub).mkdir()
+        spec = self._container_spec(profile, root, token)
+        prepare_host_paths(spec)
+        digest = self.cold.image_digest(profile.image)
+        kwargs = self.cold._create_kwargs(spec)
+        kwargs["labels"][WARM_LABEL] = str(int(self.idle_max_seconds))
+        sink = _Sink()
+        container = None
+        try:
+            container = self._client.containers.create(**kwargs)
+            reader = self.cold.attach(container, sink.feed_out, sink.feed_err)
+            slot = Slot(root, spec.name, token, container, sink, reader, digest)
+            container.start()
+            if not sink.ready.wait(self.ready_timeout_seconds) or not reader.is_alive():
+                detail = sink.err.value()[-2000:].decode("utf-8", "replace")
+                raise InfrastructureError(f"warm container did not get ready: {detail}")
+            return slot
+        except Exception:
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+
+    def _container_spec(self, profile: Profile, root: Path, token: str) -> RunSpec:
+        command = [
+            "python3",
+            f"{HARNESS_TARGET}/harness.py",
+            "--wait",
+            CONTROL_TARGET,
+            "--preload",
+            ",".join(self.preload),
+            # A random token in argv: survivors of this container can be found on the host.
+            "--slot",
+            token,
+        ]
+        return RunSpec(
+            name=f"katakana-warm-{token}",
+            image=profile.image,
+            command=command,
+            workdir=profile.workdir,
+            mounts=[
+                Mount(root / "submission", profile.workdir),
+                Mount(root / "data", DATA_TARGET),
+                Mount(self.harness_dir, HARNESS_TARGET),
+                Mount(root / "control", CONTROL_TARGET),
+            ],
+            out_dir=root / "out",
+            limits=profile.limits,
+            env=dict(profile.env),
+            labels=dict(profile.labels),
+            gpu=profile.gpu,
+        )
+
+    def destroy(self, slot: Slot) -> None:
+        """Kill and remove the container and delete its host directories."""
+        with contextlib.suppress(InfrastructureError):
+            self.cold._remove(slot.container)
+        shutil.rmtree(slot.root, ignore_errors=True)
+
+    def _run_in_slot(self, slot: Slot, spec: RunSpec, plan: WarmPlan) -> RunResult:
+        spec.out_dir.mkdir(parents=True, exist_ok=True)
+        _link_tree(plan.submission, slot.root / "submission")
+        if plan.data is not None:
+            _link_or_copy(plan.data, slot.root / "data" / DATA_FILE)
+        _make_readable(slot.root / "submission")
+        _make_readable(slot.root / "data")
+        # The job carries the spec's name from now on: kill(spec.name) finds it, and a
+        # leftover of an earlier attempt with that name never runs beside it.
+        self.cold.kill(spec.name)
+        try:
+            slot.container.rename(spec.name)
+        except Exception as exc:  # noqa: BLE001 - the engine's fault, never the learner's
+            raise InfrastructureError(f"docker rename failed: {exc}") from exc
+        slot.sink.begin_job(spec.limits.stream_cap_bytes)
+        _write_job(slot.root / "control", {"argv": plan.argv, "cwd": spec.workdir})
+        started = time.monotonic()
+        if self._on_started is not None:
+            slot.container.reload()
+            self._on_started(slot.container.attrs)
+        ended = supervise(slot.container, spec, slot.out_dir, started)
+        slot.reader.join(STREAM_JOIN_SECONDS)
+        result = collect_result(
+            slot.container, spec, ended, slot.sink.out, slot.sink.err, self.name, slot.digest
+        )
+        self.cold._remove(slot.container)  # dead before its outputs are moved
+        _move_tree(slot.out_dir, spec.out_dir)
+        return result
+
+
+# ---------------------------------------------------------------------- host files
+
+
+def _write_job(control: Path, job: dict[str, Any]) -> None:
+    tmp = control / ".job.tmp"
+    tmp.write_text(json.dumps(job), encoding="utf-8")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, control / "job.json")  # appears whole, never half-written
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    # A hard link is free and safe here: the mount is read-only inside the sandbox.
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Fill the existing ``dst`` with ``src``'s tree (links kept as links, never followed)."""
+    for entry in os.scandir(src):
+        target = dst / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir(follow_symlinks=False):
+            target.mkdir()
+            _link_tree(Path(entry.path), target)
+        elif entry.is_file(follow_symlinks=False):
+            _link_or_copy(Path(entry.path), target)
+
+
+def _make_readable(root: Path) -> None:
+    for path in _walk(root):
+        info = path.lstat()
+        if stat.S_ISDIR(info.st_mode):
+            os.chmod(path, stat.S_IMODE(info.st_mode) | 0o755)
+        elif stat.S_ISREG(info.st_mode):
+            os.chmod(path, stat.S_IMODE(info.st_mode) | 0o444)
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    yield root
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            yield Path(dirpath) / name
+
+
+def _move_tree(src: Path, dst: Path) -> None:
+    """Move a finished run's outputs into the caller's out dir, links as links.
+
+    A rename when both sit on one filesystem; otherwise regular files, directories and
+    symlinks are copied (a FIFO or device the run planted is dropped: copying one would
+    block or read a device).
+    """
+    for entry in os.scandir(src):
+        target = dst / entry.name
+        try:
+            os.replace(entry.path, target)
+            continue
+        except OSError:
+            pass
+        if entry.is_symlink():
+            with contextlib.suppress(FileExistsError):
+                os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir(follow_symlinks=False):
+            target.mkdir(exist_ok=True)
+            _move_tree(Path(entry.path), target)
+        elif entry.is_file(follow_symlinks=False):
+            shutil.copyfile(entry.path, target, follow_symlinks=False)
