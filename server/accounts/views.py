@@ -1,0 +1,119 @@
+"""Account pages: settings (profile, language, API tokens) and the instructors' class-list import.
+
+Login, logout and password reset are Django's views, configured in ``urls.py``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from server.accounts.forms import ApiTokenForm, LearnerImportForm, ProfileForm
+from server.accounts.imports import ImportFileError, learners_import
+from server.accounts.models import User
+from server.accounts.tokens import api_token_create, api_token_revoke
+from server.courses.models import Course
+from server.submissions.selectors import is_instructor
+
+
+def _settings_page(
+    request: HttpRequest,
+    *,
+    profile_form: ProfileForm | None = None,
+    token_form: ApiTokenForm | None = None,
+    new_token: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    return render(
+        request,
+        "accounts/settings.html",
+        {
+            "profile_form": profile_form or ProfileForm(instance=user),
+            "token_form": token_form or ApiTokenForm(),
+            "tokens": user.api_tokens.all(),
+            "new_token": new_token,
+            "api_base": settings.SITE_URL + "/api/",
+        },
+        status=status,
+    )
+
+
+@login_required
+def account_settings(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _settings_page(request)
+    form = ProfileForm(request.POST, instance=request.user)
+    if not form.is_valid():
+        return _settings_page(request, profile_form=form, status=400)
+    user = form.save()
+    # The language cookie wins over the saved preference in UserLanguageMiddleware, so
+    # set it too: the choice applies from the very next page.
+    translation.activate(user.language)
+    messages.success(request, _("Your settings have been saved."))
+    response = redirect("account_settings")
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        user.language,
+        max_age=settings.LANGUAGE_COOKIE_AGE,
+        path=settings.LANGUAGE_COOKIE_PATH,
+        domain=settings.LANGUAGE_COOKIE_DOMAIN,
+        secure=settings.LANGUAGE_COOKIE_SECURE,
+        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+        samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+    )
+    return response
+
+
+@login_required
+@require_POST
+def api_token_new(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, token_form=form, status=400)
+    _token, raw = api_token_create(user=request.user, name=form.cleaned_data["name"])  # type: ignore[arg-type]
+    # Rendered in this response only (no redirect): the raw token must never be stored,
+    # and the messages framework may keep it in a cookie.
+    response = _settings_page(request, new_token=raw)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def api_token_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    if not api_token_revoke(user=request.user, token_id=pk):  # type: ignore[arg-type]
+        raise Http404
+    messages.success(request, _("The token has been revoked."))
+    return redirect("account_settings")
+
+
+@login_required
+def learners_import_page(request: HttpRequest, code: str) -> HttpResponse:
+    course = get_object_or_404(Course, code=code)
+    if not is_instructor(request.user, course):
+        raise Http404
+    form = LearnerImportForm(request.POST or None, request.FILES or None)
+    report = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            report = learners_import(
+                course=course,
+                csv_file=form.cleaned_data["csv_file"],
+                invited_by=request.user,  # type: ignore[arg-type]
+                resend_invitations=form.cleaned_data["resend_invitations"],
+            )
+        except ImportFileError as error:
+            form.add_error("csv_file", error.message)
+    return render(
+        request,
+        "accounts/learners_import.html",
+        {"course": course, "form": form, "report": report},
+        status=400 if form.errors else 200,
+    )

@@ -1,0 +1,88 @@
+"""JSON shapes of the API: one function per resource, plain dicts for JsonResponse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from scorer.errors import ERROR_CLASS_TEXT, ErrorClass
+from server.accounts.models import User
+from server.submissions.emails import CLASS_NAMES, render_error_message
+from server.submissions.models import Submission
+from server.submissions.selectors import queue_position
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def submission_summary(request: HttpRequest, submission: Submission) -> dict[str, Any]:
+    return {
+        "id": submission.pk,
+        "course": submission.course.code,
+        "file_name": submission.original_name,
+        "created_at": _iso(submission.created_at),
+        "finished_at": _iso(submission.finished_at),
+        "status": submission.status,
+        "status_label": submission.get_status_display(),
+        "terminal": submission.is_terminal,
+        "accuracy": submission.accuracy,
+        "loss": submission.loss,
+        "passed": submission.passed,
+        "url": request.build_absolute_uri(reverse("api:submission", args=[submission.pk])),
+        "html_url": request.build_absolute_uri(reverse("submission_detail", args=[submission.pk])),
+    }
+
+
+def submission_detail(request: HttpRequest, submission: Submission) -> dict[str, Any]:
+    metrics = submission.metrics or {}
+    per_class = [
+        {"class_id": index, "label": CLASS_NAMES[index], "accuracy": accuracy}
+        for index, accuracy in enumerate(metrics.get("per_class_accuracy", []))
+        if index < len(CLASS_NAMES)
+    ]
+    return {
+        **submission_summary(request, submission),
+        "phase": submission.phase,
+        "phase_label": submission.get_phase_display(),
+        "queue_position": queue_position(submission),
+        "contract": submission.contract,
+        "entry": submission.entry,
+        "pass_threshold": submission.course.pass_threshold,
+        "balanced_accuracy": metrics.get("balanced_accuracy"),
+        "per_class_accuracy": per_class,
+        "self_reported": submission.self_reported,
+        "untrusted": submission.untrusted,
+        "error": _error(submission),
+    }
+
+
+def _error(submission: Submission) -> dict[str, Any] | None:
+    if not submission.error_class:
+        return None
+    try:
+        title, advice = ERROR_CLASS_TEXT[ErrorClass(submission.error_class)]
+    except (ValueError, KeyError):
+        title, advice = "", ""
+    return {
+        "class": submission.error_class,
+        "code": submission.error_code,
+        "title": _(title) if title else "",
+        "message": render_error_message(submission),
+        "advice": _(advice) if advice else "",
+    }
+
+
+def me(user: User) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "name": user.name,
+        "language": user.language,
+        "courses": [
+            {"code": e.course.code, "name": e.course.name, "role": e.role}
+            for e in user.enrollments.select_related("course").order_by("course__code")
+        ],
+    }

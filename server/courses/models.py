@@ -1,0 +1,129 @@
+"""Courses, who is enrolled in them and in which role, their hidden test sets and quota grants."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Course(models.Model):
+    name = models.CharField(_("course name"), max_length=200)
+    code = models.SlugField(_("course code"), max_length=64, unique=True, help_text="dl_tokyo_2026")
+    daily_quota = models.PositiveSmallIntegerField(_("submissions per day"), default=3)
+    pass_threshold = models.FloatField(
+        _("pass threshold"),
+        default=0.98,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+    )
+    time_zone = models.CharField(_("time zone"), max_length=64, default="Asia/Tokyo")
+    opens_at = models.DateTimeField(_("opens at"), null=True, blank=True)
+    closes_at = models.DateTimeField(_("closes at"), null=True, blank=True)
+    legacy_allowed = models.BooleanField(
+        _("accept the legacy contract (self-reported scores)"), default=True
+    )
+    max_in_flight = models.PositiveSmallIntegerField(
+        _("submissions in flight per learner"), default=1
+    )
+    wall_seconds = models.PositiveIntegerField(_("time limit (seconds)"), default=600)
+    memory_mb = models.PositiveIntegerField(_("memory limit (MB)"), default=4096)
+    show_logs_to_learners = models.BooleanField(
+        _("show hidden-set logs to learners"),
+        default=False,
+        help_text=_("Off by default: printed output of a hidden-set run can leak test images."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def day_bounds(self, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+        """Start and end of the course day containing ``now``, in the course's time zone."""
+        local = (now or timezone.now()).astimezone(self.tz)
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start, start + dt.timedelta(days=1)
+
+    def is_open(self, now: dt.datetime | None = None) -> bool:
+        now = now or timezone.now()
+        if self.opens_at and now < self.opens_at:
+            return False
+        return not (self.closes_at and now >= self.closes_at)
+
+    @property
+    def active_testset(self) -> TestSet | None:
+        return self.testsets.filter(is_active=True).order_by("-version").first()
+
+
+class Role(models.TextChoices):
+    LEARNER = "learner", _("learner")
+    INSTRUCTOR = "instructor", _("instructor")
+
+
+class Enrollment(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments"
+    )
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.LEARNER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "course"], name="one_enrollment_per_course")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.course.code} as {self.role}"
+
+
+class QuotaGrant(models.Model):
+    """Extra submission slots an instructor gave a learner for one course day."""
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="grants")
+    day = models.DateField(_("course day"))
+    extra = models.PositiveSmallIntegerField(_("extra submissions"), default=1)
+    reason = models.CharField(_("reason"), max_length=300)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class TestSet(models.Model):
+    """A versioned hidden test set, stored outside any web-served directory."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="testsets")
+    version = models.PositiveIntegerField()
+    directory = models.CharField(max_length=500)
+    n = models.PositiveIntegerField()
+    class_counts = models.JSONField(default=list)
+    sha256_data = models.CharField(max_length=64)
+    sha256_labels = models.CharField(max_length=64)
+    is_active = models.BooleanField(default=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["course", "version"], name="one_testset_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.course.code} test set v{self.version} ({self.n})"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory)

@@ -1,0 +1,254 @@
+"""Instructor pages of one course: leaderboard and CSV, submission browser, rescoring,
+settings, test-set upload and extra quota slots.
+
+Every view starts with ``selectors.course_for_instructor``: anyone who does not teach
+the course gets a 404, never a hint that the page exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from scorer.errors import ScoringError
+from server.courses.forms import (
+    CourseSettingsForm,
+    QuotaGrantForm,
+    SubmissionFilterForm,
+    TestSetUploadForm,
+)
+from server.courses.models import Course, Enrollment, Role, TestSet
+from server.courses.services import testset_load
+from server.submissions import charts, selectors, services
+from server.submissions.models import Submission
+
+# Excel runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _nav(course: Course, active: str) -> dict[str, object]:
+    return {"course": course, "active": active, "queue": selectors.queue_health()}
+
+
+@login_required
+def leaderboard(request: HttpRequest, code: str) -> HttpResponse:
+    course = selectors.course_for_instructor(request.user, code)
+    rows = selectors.leaderboard(course)
+    best = [r.best_accuracy for r in rows if r.best_accuracy is not None]
+    distribution = (
+        charts.distribution_bars(
+            best,
+            course.pass_threshold,
+            label=_("Distribution of best scores"),
+            threshold_label=_("threshold"),
+            count_label=_("learners"),
+        )
+        if best
+        else None
+    )
+    context = {
+        **_nav(course, "leaderboard"),
+        "rows": rows,
+        "passed": sum(r.passed for r in rows),
+        "distribution_chart": distribution,
+        "grant_form": QuotaGrantForm(),
+    }
+    return render(request, "courses/leaderboard.html", context)
+
+
+def _excel_safe(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+@login_required
+def leaderboard_csv(request: HttpRequest, code: str) -> HttpResponse:
+    """UTF-8 with a BOM and CRLF line ends: Excel opens it with the Japanese names intact."""
+    course = selectors.course_for_instructor(request.user, code)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(
+        [
+            _("rank"),
+            _("name"),
+            _("email"),
+            _("best accuracy"),
+            _("latest accuracy"),
+            _("passed"),
+            _("submissions"),
+            _("last activity"),
+        ]
+    )
+    zone = course.tz
+    for rank, row in enumerate(selectors.leaderboard(course), start=1):
+        writer.writerow(
+            [
+                rank if row.best_accuracy is not None else "",
+                _excel_safe(row.name),
+                _excel_safe(row.email),
+                "" if row.best_accuracy is None else f"{row.best_accuracy:.4f}",
+                "" if row.latest_accuracy is None else f"{row.latest_accuracy:.4f}",
+                _("yes") if row.passed else _("no"),
+                row.submissions,
+                row.last_activity.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+                if row.last_activity
+                else "",
+            ]
+        )
+    body = ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().astimezone(zone).strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{course.code}-leaderboard-{stamp}.csv"'
+    )
+    return response
+
+
+@login_required
+def submission_browser(request: HttpRequest, code: str) -> HttpResponse:
+    course = selectors.course_for_instructor(request.user, code)
+    form = SubmissionFilterForm(request.GET or None, learners=selectors.course_learners(course))
+    learner_id, status = None, ""
+    if form.is_valid():
+        learner_id, status = form.cleaned_data["learner"], form.cleaned_data["status"]
+    rows = selectors.course_submissions(course, learner_id=learner_id, status=status)
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        **_nav(course, "submissions"),
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "rescorable_count": selectors.rescorable(course).count(),
+    }
+    return render(request, "courses/submissions.html", context)
+
+
+@login_required
+@require_POST
+def rescore_one(request: HttpRequest, code: str, pk: int) -> HttpResponse:
+    course = selectors.course_for_instructor(request.user, code)
+    submission = Submission.objects.select_related("course").filter(pk=pk, course=course).first()
+    if submission is None:
+        raise Http404
+    if services.submission_rescore(submission):
+        messages.success(request, _("Submission #%(id)d was queued for rescoring.") % {"id": pk})
+    else:
+        messages.error(request, _("Only a finished submission can be rescored."))
+    if request.POST.get("next"):
+        return redirect(_safe_next(request, course))
+    return redirect("submission_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def rescore_all(request: HttpRequest, code: str) -> HttpResponse:
+    course = selectors.course_for_instructor(request.user, code)
+    # One conditional update per submission: a run in progress is never touched.
+    queued = sum(
+        services.submission_rescore(s)
+        for s in selectors.rescorable(course).select_related("course")
+    )
+    messages.success(request, _("%(n)d submissions were queued for rescoring.") % {"n": queued})
+    return redirect("course_submissions", code=course.code)
+
+
+def _safe_next(request: HttpRequest, course: Course) -> str:
+    target = request.POST.get("next", "")
+    # Only our own paths: never an open redirect.
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    return reverse("course_submissions", kwargs={"code": course.code})
+
+
+@login_required
+def course_settings(request: HttpRequest, code: str) -> HttpResponse:
+    course = selectors.course_for_instructor(request.user, code)
+    # Opening and closing dates are typed and shown in the course's own time zone.
+    with timezone.override(course.tz):
+        form = CourseSettingsForm(request.POST or None, instance=course)
+        if request.method == "POST" and form.is_valid():
+            saved = form.save(commit=False)
+            saved.save(update_fields=CourseSettingsForm.Meta.fields)
+            messages.success(request, _("The course settings were saved."))
+            return redirect("course_settings", code=course.code)
+        return render(request, "courses/settings.html", {**_nav(course, "settings"), "form": form})
+
+
+@login_required
+def testset_upload(request: HttpRequest, code: str) -> HttpResponse:
+    course = selectors.course_for_instructor(request.user, code)
+    form = TestSetUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            testset = _load_uploaded_testset(course, form)
+        except ScoringError as error:
+            form.add_error(None, error.render(_))
+        else:
+            messages.success(
+                request,
+                _("Test set version %(version)d (%(n)d images) is now active.")
+                % {"version": testset.version, "n": testset.n},
+            )
+            return redirect("course_testset", code=course.code)
+    context = {
+        **_nav(course, "testset"),
+        "form": form,
+        "testsets": list(course.testsets.order_by("-version")),
+    }
+    return render(request, "courses/testset.html", context)
+
+
+def _load_uploaded_testset(course: Course, form: TestSetUploadForm) -> TestSet:
+    # Saved under their canonical names: validation messages name the file the instructor knows.
+    with tempfile.TemporaryDirectory(prefix="testset-upload-") as tmp:
+        paths = {}
+        for field, name in (("data", "test_data.npy"), ("labels", "test_label.npy")):
+            path = Path(tmp) / name
+            with open(path, "wb") as out:
+                for chunk in form.cleaned_data[field].chunks():
+                    out.write(chunk)
+            paths[field] = path
+        return testset_load(
+            course=course,
+            data_path=paths["data"],
+            label_path=paths["labels"],
+            note=form.cleaned_data["note"],
+        )
+
+
+@login_required
+@require_POST
+def quota_grant(request: HttpRequest, code: str, enrollment_id: int) -> HttpResponse:
+    course = selectors.course_for_instructor(request.user, code)
+    enrollment = (
+        Enrollment.objects.select_related("user")
+        .filter(pk=enrollment_id, course=course, role=Role.LEARNER)
+        .first()
+    )
+    if enrollment is None:
+        raise Http404
+    form = QuotaGrantForm(request.POST)
+    if form.is_valid():
+        day = course.day_bounds()[0].date()
+        grant = form.save(enrollment=enrollment, granted_by=request.user, day=day)
+        messages.success(
+            request,
+            _("%(name)s got %(n)d extra submissions for today.")
+            % {"name": enrollment.user.name, "n": grant.extra},
+        )
+    else:
+        messages.error(request, _("Give a number of extra submissions and a reason."))
+    return redirect("leaderboard", code=course.code)

@@ -1,0 +1,1 @@
+"""The learner guide page (``/guide/``): packaging, contracts, error classes, quota, local check."""

@@ -1,0 +1,10 @@
+"""Routes of the guide app, included at ``/guide/``."""
+
+from django.urls import path
+
+from server.guide import views
+
+urlpatterns = [
+    path("", views.guide, name="guide"),
+    path("kit/submit_katakana.ipynb", views.kit_notebook, name="guide_kit_notebook"),
+]

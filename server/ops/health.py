@@ -1,0 +1,104 @@
+"""One health report for the web endpoint, the ``health`` command and container probes.
+
+Only the database and the broker make the service unhealthy (HTTP 503): without either,
+no upload can be accepted. Missing workers or GPUs are reported, not failed, because the
+web keeps accepting (and queueing) uploads while workers restart; alert on them instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from server.ops.broker import broker_redis
+from server.ops.selectors import queue_stats
+
+WORKER_PING_TIMEOUT_SECONDS = 1.0
+CRITICAL = ("database", "broker")
+
+
+def check_database() -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        return {"ok": False, "error": _short(exc)}
+    return {"ok": True, "ms": _ms(started)}
+
+
+def check_broker() -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        broker_redis().ping()
+    except Exception as exc:  # any failure to reach Redis is the same verdict: down
+        return {"ok": False, "error": _short(exc)}
+    return {"ok": True, "ms": _ms(started)}
+
+
+def check_workers(timeout: float = WORKER_PING_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Celery workers that answered a broadcast ping within ``timeout`` seconds."""
+    from server.celery import app
+
+    try:
+        replies = app.control.ping(timeout=timeout)
+    except Exception as exc:  # the broker being down is already reported by check_broker
+        return {"ok": False, "count": 0, "names": [], "error": _short(exc)}
+    names = sorted(name for reply in replies for name in reply)
+    return {"ok": bool(names), "count": len(names), "names": names}
+
+
+def check_gpus() -> dict[str, Any]:
+    """GPUs visible on this host, and those this process is configured to use."""
+    # Imported here: the web host has no GPU and must not pay for the import at start-up.
+    from sandbox.gpu import list_gpus
+
+    visible = list_gpus()
+    configured = list(settings.KATAKANA_GPUS)
+    missing = [gpu for gpu in configured if gpu.startswith("GPU-") and gpu not in visible]
+    return {"ok": not missing, "visible": visible, "configured": configured, "missing": missing}
+
+
+def check_queue() -> dict[str, Any]:
+    try:
+        stats = queue_stats()
+    except DatabaseError as exc:
+        return {"ok": False, "error": _short(exc)}
+    return {
+        "ok": True,
+        "queued": stats.queued,
+        "queued_rescores": stats.queued_rescores,
+        "running": stats.running,
+        "oldest_queued_age_seconds": (
+            round(stats.oldest_queued_age_seconds, 1)
+            if stats.oldest_queued_age_seconds is not None
+            else None
+        ),
+    }
+
+
+def health_report(
+    *, workers: bool = True, gpus: bool = True, worker_timeout: float = WORKER_PING_TIMEOUT_SECONDS
+) -> dict[str, Any]:
+    """Every check's result and an overall ``ok`` (database and broker only)."""
+    checks: dict[str, Any] = {"database": check_database(), "broker": check_broker()}
+    if checks["database"]["ok"]:
+        checks["queue"] = check_queue()
+    if workers and checks["broker"]["ok"]:
+        checks["workers"] = check_workers(worker_timeout)
+    if gpus:
+        checks["gpus"] = check_gpus()
+    return {"ok": all(checks[name]["ok"] for name in CRITICAL), "checks": checks}
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
+
+
+def _short(exc: BaseException) -> str:
+    # Enough to diagnose, never a connection string (they can hold passwords).
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"

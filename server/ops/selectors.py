@@ -1,0 +1,49 @@
+"""Reads for operations: the scoring queue as the database sees it.
+
+The database, not Redis, is the truth about what is waiting: a message can sit in Redis
+for a submission that is already done (a duplicate), and a QUEUED row can have lost its
+message (Redis restored from an older snapshot). Alerting on these rows catches both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
+from server.submissions.models import Status, Submission
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queued: int
+    running: int
+    # Of ``queued``, how many are rescores (generation > 1) rather than fresh uploads.
+    queued_rescores: int
+    oldest_queued_age_seconds: float | None
+
+
+def queue_stats() -> QueueStats:
+    """Submissions QUEUED and RUNNING, and how long the oldest queued upload has waited.
+
+    The age counts from the upload (``created_at``) and only over first-generation rows:
+    a rescore keeps its original upload time, so a course-wide rescore would otherwise
+    read as a weeks-old backlog and page someone for nothing.
+    """
+    fresh = Q(status=Status.QUEUED, generation=1)
+    # The WHERE lets PostgreSQL use the (status, created_at) index instead of a full scan.
+    totals = Submission.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]).aggregate(
+        queued=Count("id", filter=Q(status=Status.QUEUED)),
+        running=Count("id", filter=Q(status=Status.RUNNING)),
+        rescores=Count("id", filter=Q(status=Status.QUEUED, generation__gt=1)),
+        oldest=Min("created_at", filter=fresh),
+    )
+    oldest = totals["oldest"]
+    age = (timezone.now() - oldest).total_seconds() if oldest is not None else None
+    return QueueStats(
+        queued=totals["queued"],
+        running=totals["running"],
+        queued_rescores=totals["rescores"],
+        oldest_queued_age_seconds=age,
+    )

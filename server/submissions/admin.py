@@ -1,0 +1,16 @@
+from django.contrib import admin
+
+from server.submissions.models import OutboxEmail, Submission
+
+
+@admin.register(Submission)
+class SubmissionAdmin(admin.ModelAdmin):
+    list_display = ("pk", "course", "learner", "original_name", "status", "accuracy", "created_at")
+    list_filter = ("course", "status", "contract", "self_reported", "untrusted")
+    search_fields = ("learner__email", "original_name", "sha256")
+    readonly_fields = [f.name for f in Submission._meta.fields]
+
+
+@admin.register(OutboxEmail)
+class OutboxEmailAdmin(admin.ModelAdmin):
+    list_display = ("submission", "generation", "kind", "to", "sent_at", "attempts", "skipped")

@@ -1,0 +1,272 @@
+"""Charts as server-rendered SVG: per-class accuracy, confusion heatmap, history, distribution.
+
+Why SVG from the server rather than Chart.js: Chart.js core has no heatmap (the 15×15
+confusion matrix would need a second plugin to vendor and keep up to date); SVG needs
+no JavaScript, renders the same in every browser and in a saved page, carries its own
+tooltips (``<title>``), and is testable here (the tests count the cells). The trade-off
+accepted: no zoom or animated tooltips, which 15 classes and one course do not need.
+
+Each function takes plain numbers and already-translated labels and returns safe markup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+CLASS_NAMES = "アイウエオカキクケコサシスセソ"
+OK, BAD, ACCENT, GRID, MUTED = "#12805c", "#c0362c", "#2f5bea", "#e4e7ec", "#667085"
+# Room right of the plot for the threshold line's label.
+THRESHOLD_MARGIN = 76
+
+
+def _num(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _svg(width: int, height: int, label: str, body: list[str], testid: str) -> SafeString:
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'class="chart" role="img" aria-label="{escape(label)}" data-testid="{testid}">'
+        f"<title>{escape(label)}</title>"
+    )
+    return mark_safe(head + "".join(body) + "</svg>")  # noqa: S308 (every text is escaped)
+
+
+def _text(
+    x: float,
+    y: float,
+    text: str,
+    *,
+    anchor: str = "middle",
+    size: int = 11,
+    color: str = MUTED,
+    extra: str = "",
+) -> str:
+    return (
+        f'<text x="{_num(x)}" y="{_num(y)}" text-anchor="{anchor}" font-size="{size}" '
+        f'fill="{color}"{extra}>{escape(text)}</text>'
+    )
+
+
+def _y_axis(
+    left: float,
+    top: float,
+    width: float,
+    height: float,
+    lo: float,
+    hi: float,
+    ticks: Sequence[float],
+) -> list[str]:
+    parts = []
+    for tick in ticks:
+        y = top + height - (tick - lo) / (hi - lo) * height
+        parts.append(
+            f'<line x1="{_num(left)}" x2="{_num(left + width)}" y1="{_num(y)}" '
+            f'y2="{_num(y)}" stroke="{GRID}"/>'
+        )
+        parts.append(_text(left - 6, y + 4, f"{tick:.2f}", anchor="end", size=10))
+    return parts
+
+
+def _threshold(
+    left: float,
+    top: float,
+    width: float,
+    height: float,
+    lo: float,
+    hi: float,
+    threshold: float,
+    label: str,
+) -> list[str]:
+    if not lo <= threshold <= hi:
+        return []
+    y = top + height - (threshold - lo) / (hi - lo) * height
+    return [
+        f'<line x1="{_num(left)}" x2="{_num(left + width)}" y1="{_num(y)}" y2="{_num(y)}" '
+        f'stroke="{BAD}" stroke-dasharray="5 4" data-role="threshold"/>',
+        # In the right margin: inside the plot it would cover the bars' own value labels.
+        _text(
+            left + width + 4, y + 3, f"{label} {threshold:g}", anchor="start", size=10, color=BAD
+        ),
+    ]
+
+
+def per_class_bars(
+    values: Sequence[float], threshold: float, *, label: str, threshold_label: str
+) -> SafeString:
+    """One bar per katakana class, green at or above the pass threshold, red below."""
+    width, height, left, top, bottom = 640, 240, 44, 16, 30
+    plot_w, plot_h = width - left - THRESHOLD_MARGIN, height - top - bottom
+    slot = plot_w / max(1, len(values))
+    parts = _y_axis(left, top, plot_w, plot_h, 0.0, 1.0, (0.0, 0.25, 0.5, 0.75, 1.0))
+    for index, value in enumerate(values):
+        name = CLASS_NAMES[index] if index < len(CLASS_NAMES) else str(index)
+        bar_h = max(0.0, min(1.0, value)) * plot_h
+        x = left + index * slot + slot * 0.15
+        color = OK if value >= threshold else BAD
+        parts.append(
+            f'<rect x="{_num(x)}" y="{_num(top + plot_h - bar_h)}" width="{_num(slot * 0.7)}" '
+            f'height="{_num(bar_h)}" fill="{color}" data-class="{index}">'
+            f"<title>{escape(name)}: {value:.4f}</title></rect>"
+        )
+        parts.append(_text(x + slot * 0.35, top + plot_h + 18, name, size=14, color="#1d2330"))
+        parts.append(_text(x + slot * 0.35, top + plot_h - bar_h - 3, f"{value:.2f}", size=9))
+    parts += _threshold(left, top, plot_w, plot_h, 0.0, 1.0, threshold, threshold_label)
+    return _svg(width, height, label, parts, "per-class-chart")
+
+
+def _heat_color(fraction: float, diagonal: bool) -> str:
+    # Row-normalised: 1,300 and 800 images per class compare on the same scale.
+    # Green on the diagonal (correct), red off it (confusions): a confusion stands out.
+    fraction = max(0.0, min(1.0, fraction))
+    if diagonal:
+        return f"rgba(18,128,92,{0.08 + 0.92 * fraction:.3f})"
+    return f"rgba(192,54,44,{min(1.0, 0.1 + 3.0 * fraction):.3f})" if fraction > 0 else "#ffffff"
+
+
+def confusion_heatmap(
+    confusion: Sequence[Sequence[int]], *, label: str, true_label: str, predicted_label: str
+) -> SafeString:
+    """A 15×15 heatmap, rows = true class, columns = predicted class, labelled in katakana."""
+    n = len(confusion)
+    cell, left, top = 30, 56, 48
+    width, height = left + n * cell + 10, top + n * cell + 10
+    parts = [
+        _text(left + n * cell / 2, 14, predicted_label, size=12, color="#1d2330"),
+        _text(
+            14,
+            top + n * cell / 2,
+            true_label,
+            size=12,
+            color="#1d2330",
+            extra=f' transform="rotate(-90 14 {_num(top + n * cell / 2)})"',
+        ),
+    ]
+    for j in range(n):
+        parts.append(
+            _text(left + j * cell + cell / 2, top - 8, CLASS_NAMES[j], size=14, color="#1d2330")
+        )
+    for i, row in enumerate(confusion):
+        total = sum(row) or 1
+        y = top + i * cell
+        parts.append(
+            _text(
+                left - 10, y + cell / 2 + 5, CLASS_NAMES[i], anchor="end", size=14, color="#1d2330"
+            )
+        )
+        for j, count in enumerate(row):
+            fraction = count / total
+            x = left + j * cell
+            tip = f"{CLASS_NAMES[i]} → {CLASS_NAMES[j]}: {count} ({fraction:.1%})"
+            parts.append(
+                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" stroke="#fff" '
+                f'fill="{_heat_color(fraction, i == j)}" data-count="{count}">'
+                f"<title>{escape(tip)}</title></rect>"
+            )
+            if count:
+                ink = (
+                    "#fff"
+                    if (i == j and fraction > 0.5) or (i != j and fraction > 0.2)
+                    else "#1d2330"
+                )
+                parts.append(_text(x + cell / 2, y + cell / 2 + 3, str(count), size=8, color=ink))
+    return _svg(width, height, label, parts, "confusion-heatmap")
+
+
+def history_line(
+    points: Sequence[tuple[dt.datetime, float, bool]],
+    threshold: float,
+    *,
+    label: str,
+    threshold_label: str,
+    date_format: str = "%m/%d",
+) -> SafeString:
+    """Accuracy of each scored submission, oldest first; the current one is ringed."""
+    width, height, left, top, bottom = 640, 220, 44, 16, 30
+    plot_w, plot_h = width - left - THRESHOLD_MARGIN, height - top - bottom
+    values = [acc for _when, acc, _current in points]
+    lo = min([*values, threshold]) if values else 0.0
+    lo = max(0.0, math.floor((lo - 0.02) * 20) / 20)
+    hi = 1.0
+    ticks = [t for t in (lo, (lo + hi) / 2, hi)]
+    parts = _y_axis(left, top, plot_w, plot_h, lo, hi, ticks)
+    parts += _threshold(left, top, plot_w, plot_h, lo, hi, threshold, threshold_label)
+    step = plot_w / max(1, len(points) - 1) if len(points) > 1 else 0.0
+    coords = []
+    for index, (when, acc, current) in enumerate(points):
+        x = left + (index * step if len(points) > 1 else plot_w / 2)
+        y = top + plot_h - (acc - lo) / (hi - lo) * plot_h
+        coords.append((x, y, when, acc, current))
+    if len(coords) > 1:
+        path = " ".join(f"{_num(x)},{_num(y)}" for x, y, *_rest in coords)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
+    every = max(1, math.ceil(len(coords) / 12))
+    for index, (x, y, when, acc, current) in enumerate(coords):
+        color = OK if acc >= threshold else BAD
+        radius = 6 if current else 4
+        ring = f' stroke="{ACCENT}" stroke-width="3"' if current else ""
+        parts.append(
+            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{radius}" fill="{color}"{ring} '
+            f'data-point="{index}"><title>{escape(when.strftime("%Y-%m-%d %H:%M"))}: '
+            f"{acc:.4f}</title></circle>"
+        )
+        if index % every == 0 or current:
+            parts.append(_text(x, top + plot_h + 18, when.strftime(date_format), size=10))
+    return _svg(width, height, label, parts, "history-chart")
+
+
+def distribution_bars(
+    values: Sequence[float], threshold: float, *, label: str, threshold_label: str, count_label: str
+) -> SafeString:
+    """Histogram of learners' best scores in bins of 0.02 (0.05 when scores are spread out)."""
+    width, height, left, top, bottom = 640, 220, 44, 16, 34
+    plot_w, plot_h = width - left - 10, height - top - bottom
+    lo_value = min([*values, threshold]) if values else threshold
+    bin_w = 0.02 if lo_value >= 0.5 else 0.05
+    lo = max(0.0, math.floor(lo_value / bin_w) * bin_w)
+    n_bins = max(1, round((1.0 - lo) / bin_w))
+    counts = [0] * n_bins
+    for value in values:
+        counts[min(n_bins - 1, max(0, int((value - lo) / bin_w)))] += 1
+    top_count = max([*counts, 1])
+    parts = [_text(left - 6, top + 8, count_label, anchor="end", size=10)]
+    slot = plot_w / n_bins
+    for index, count in enumerate(counts):
+        start = lo + index * bin_w
+        bar_h = count / top_count * plot_h
+        x = left + index * slot
+        color = OK if start + 1e-9 >= threshold else BAD
+        parts.append(
+            f'<rect x="{_num(x + 1)}" y="{_num(top + plot_h - bar_h)}" width="{_num(slot - 2)}" '
+            f'height="{_num(bar_h)}" fill="{color}" data-bin="{index}" data-count="{count}">'
+            f"<title>{start:.2f}–{start + bin_w:.2f}: {count}</title></rect>"
+        )
+        if count:
+            parts.append(_text(x + slot / 2, top + plot_h - bar_h - 3, str(count), size=10))
+    label_every = max(1, math.ceil(n_bins / 10))
+    for index in range(0, n_bins + 1, label_every):
+        parts.append(
+            _text(left + index * slot, top + plot_h + 16, f"{lo + index * bin_w:.2f}", size=10)
+        )
+    if lo <= threshold <= 1.0:
+        x = left + (threshold - lo) / (1.0 - lo) * plot_w if lo < 1.0 else left
+        parts.append(
+            f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{top}" y2="{top + plot_h}" '
+            f'stroke="{BAD}" stroke-dasharray="5 4" data-role="threshold"/>'
+        )
+        parts.append(
+            _text(
+                x - 4,
+                top + 10,
+                f"{threshold_label} {threshold:g}",
+                anchor="end",
+                size=10,
+                color=BAD,
+            )
+        )
+    return _svg(width, height, label, parts, "distribution-chart")

@@ -1,0 +1,152 @@
+"""Result and failure emails, sent once per terminal state through an outbox row.
+
+``outbox_create`` runs inside the transaction that records the outcome, so the email
+exists exactly when the result does; the send happens after commit, outside any
+transaction, claimed with a conditional update so two senders never both send. A failed
+send is retried with back-off up to KATAKANA_EMAIL_MAX_ATTEMPTS, counted in the row.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F, Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from scorer.errors import ERROR_CLASS_TEXT, ErrorClass
+from scorer.translation import fill
+from server.submissions.models import EmailKind, OutboxEmail, Status, Submission
+
+log = logging.getLogger(__name__)
+CLASS_NAMES = "アイウエオカキクケコサシスセソ"
+
+
+class EmailDeferred(Exception):
+    """A send failed; the task should try again in ``seconds``."""
+
+    def __init__(self, seconds: float, error: str) -> None:
+        super().__init__(error)
+        self.seconds = seconds
+
+
+def outbox_create(submission: Submission) -> OutboxEmail:
+    """The one email of this terminal state (unique per submission generation)."""
+    kind = EmailKind.RESULT if submission.status == Status.SCORED else EmailKind.FAILURE
+    email, _created = OutboxEmail.objects.get_or_create(
+        submission=submission,
+        generation=submission.generation,
+        defaults={
+            "kind": kind,
+            "to": submission.learner.email,
+            "skipped": not submission.learner.email_results,
+        },
+    )
+    if not email.skipped and email.sent_at is None:
+        from server.submissions.tasks import send_outbox_email
+
+        # robust: Redis down must not undo a recorded result; the sweeper re-sends.
+        transaction.on_commit(lambda: send_outbox_email.delay(email.pk), robust=True)
+    return email
+
+
+def email_retry_delay(attempts: int) -> float:
+    """Back-off after the ``attempts``-th failed send: doubling, at most 15 minutes."""
+    return float(min(settings.KATAKANA_EMAIL_RETRY_SECONDS * 2 ** max(attempts - 1, 0), 900))
+
+
+def outbox_send(outbox_id: int) -> str:
+    """Send one outbox email if this caller wins its claim; "sent", "not-claimed" or
+    "gave-up" (the attempt ceiling). Raises ``EmailDeferred`` after a failed send.
+
+    The claim (a conditional UPDATE that also counts the attempt) makes two senders never
+    send the same row at once; ``sent_at`` is written right after the SMTP server accepts.
+    A crash between those two is the one window for a duplicate, which no SMTP client
+    can close. On failure the claim is held until the retry is due, so the sweeper does
+    not start a second retry chain beside the task's own.
+    """
+    now = timezone.now()
+    claimed = OutboxEmail.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
+        pk=outbox_id,
+        sent_at__isnull=True,
+        skipped=False,
+        attempts__lt=settings.KATAKANA_EMAIL_MAX_ATTEMPTS,
+    ).update(
+        claimed_until=now + timezone.timedelta(seconds=settings.EMAIL_TIMEOUT * 3 + 30),
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return "not-claimed"
+    email = OutboxEmail.objects.select_related("submission__course", "submission__learner").get(
+        pk=outbox_id
+    )
+    try:
+        build_message(email).send()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if email.attempts >= settings.KATAKANA_EMAIL_MAX_ATTEMPTS:
+            OutboxEmail.objects.filter(pk=outbox_id).update(claimed_until=None, last_error=error)
+            log.error("email %s: giving up after %s attempts: %s", outbox_id, email.attempts, error)
+            return "gave-up"
+        delay = email_retry_delay(email.attempts)
+        OutboxEmail.objects.filter(pk=outbox_id).update(
+            claimed_until=timezone.now() + timezone.timedelta(seconds=delay), last_error=error
+        )
+        log.warning(
+            "email %s: attempt %s failed (%s); retry in %.0f s",
+            outbox_id,
+            email.attempts,
+            error,
+            delay,
+        )
+        raise EmailDeferred(delay, error) from exc
+    OutboxEmail.objects.filter(pk=outbox_id).update(sent_at=timezone.now(), last_error="")
+    return "sent"
+
+
+def email_context(submission: Submission) -> dict[str, object]:
+    per_class = []
+    if submission.metrics:
+        for index, acc in enumerate(submission.metrics.get("per_class_accuracy", [])):
+            per_class.append({"name": CLASS_NAMES[index], "accuracy": acc})
+    error_title = error_advice = ""
+    if submission.error_class:
+        title, advice = ERROR_CLASS_TEXT.get(
+            ErrorClass(submission.error_class), ERROR_CLASS_TEXT[ErrorClass.LEARNER_EXCEPTION]
+        )
+        error_title, error_advice = translation.gettext(title), translation.gettext(advice)
+    return {
+        "submission": submission,
+        "course": submission.course,
+        "learner": submission.learner,
+        "per_class": per_class,
+        "passed": submission.passed,
+        "error_title": error_title,
+        "error_advice": error_advice,
+        "error_message": render_error_message(submission),
+        "url": settings.SITE_URL + reverse("submission_detail", args=[submission.pk]),
+    }
+
+
+def render_error_message(submission: Submission) -> str:
+    if not submission.error_message:
+        return ""
+    return fill(translation.gettext, submission.error_message, submission.error_params)
+
+
+def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
+    submission = email.submission
+    with translation.override(submission.learner.language or settings.LANGUAGE_CODE):
+        context = email_context(submission)
+        base = f"emails/{email.kind}"
+        subject = " ".join(render_to_string(f"{base}_subject.txt", context).split())
+        text = render_to_string(f"{base}.txt", context)
+        html = render_to_string(f"{base}.html", context)
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [email.to])
+    message.attach_alternative(html, "text/html")
+    return message

@@ -1,0 +1,168 @@
+"""A learner's submission, its lifecycle state and its result; the email outbox.
+
+The database is the source of truth for every state. A submission is QUEUED (task
+enqueued after commit), RUNNING (claimed with a conditional update, holding a lease),
+then ends SCORED, FAILED (the learner's code) or ERROR (infrastructure, not charged).
+REJECTED uploads never reached the queue (bad archive, quota) and are not charged.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
+from django.db import models
+from django.utils.deconstruct import deconstructible
+from django.utils.translation import gettext_lazy as _
+
+from server.courses.models import Course, TestSet
+
+
+@deconstructible
+class SubmissionStorage(FileSystemStorage):
+    """Stored zips under KATAKANA_SUBMISSIONS_DIR, read at each use (never web-served)."""
+
+    @property  # type: ignore[override]
+    def base_location(self) -> str:
+        return str(settings.KATAKANA_SUBMISSIONS_DIR)
+
+    @property  # type: ignore[override]
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+
+submission_storage = SubmissionStorage()
+
+
+def _archive_path(instance: Submission, filename: str) -> str:
+    # The stored name never contains the learner's name or the original file name.
+    return f"{instance.course.code}/{instance.token}.zip"
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    SCORED = "scored", _("scored")
+    FAILED = "failed", _("failed")
+    ERROR = "error", _("server error")
+    REJECTED = "rejected", _("rejected")
+
+
+TERMINAL = (Status.SCORED, Status.FAILED, Status.ERROR, Status.REJECTED)
+
+
+class Phase(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    CHECKING = "checking", _("checking")
+    RUNNING = "running", _("running")
+    SCORING = "scoring", _("scoring")
+    DONE = "done", _("done")
+
+
+class SubmissionQuerySet(models.QuerySet["Submission"]):
+    def for_learner(self, user: object) -> SubmissionQuerySet:
+        return self.filter(learner=user)
+
+    def in_flight(self) -> SubmissionQuerySet:
+        return self.filter(status__in=[Status.QUEUED, Status.RUNNING])
+
+    def charged(self) -> SubmissionQuerySet:
+        return self.filter(charged=True)
+
+
+class Submission(models.Model):
+    token = models.CharField(max_length=32, unique=True, editable=False)
+    course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="submissions")
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submissions"
+    )
+    archive = models.FileField(storage=submission_storage, upload_to=_archive_path, max_length=300)
+    original_name = models.CharField(_("file name"), max_length=300)
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.QUEUED)
+    charged = models.BooleanField(default=True, help_text=_("Counts against the daily quota."))
+    generation = models.PositiveIntegerField(default=1, help_text=_("Bumped by each rescore."))
+
+    # Lifecycle bookkeeping (issue: never lose, duplicate or strand work).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+
+    # Result
+    testset = models.ForeignKey(TestSet, on_delete=models.PROTECT, null=True, blank=True)
+    contract = models.CharField(max_length=16, blank=True)
+    entry = models.CharField(max_length=300, blank=True)
+    accuracy = models.FloatField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(null=True, blank=True)
+    self_reported = models.BooleanField(default=False)
+    untrusted = models.BooleanField(default=False)
+    error_class = models.CharField(max_length=32, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    # English msgid with %(name)s placeholders, translated when displayed or emailed.
+    error_message = models.TextField(blank=True)
+    error_params = models.JSONField(default=dict, blank=True)
+    # Instructor-facing detail (traceback tail, entry chosen).
+    detail = models.TextField(blank=True)
+    log_excerpt = models.TextField(blank=True)
+    backend = models.CharField(max_length=32, blank=True)
+    image_digest = models.CharField(max_length=100, blank=True)
+    durations = models.JSONField(default=dict, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SubmissionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["course", "learner", "created_at"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.original_name} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def passed(self) -> bool | None:
+        if self.accuracy is None:
+            return None
+        return self.accuracy >= self.course.pass_threshold
+
+
+class EmailKind(models.TextChoices):
+    RESULT = "result", _("result")
+    FAILURE = "failure", _("failure")
+
+
+class OutboxEmail(models.Model):
+    """One email per terminal state of a submission generation: sent at most once."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="emails")
+    generation = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=EmailKind.choices)
+    to = models.EmailField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    skipped = models.BooleanField(default=False, help_text=_("The learner opted out of emails."))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["submission", "generation"], name="one_email_per_generation"
+            )
+        ]

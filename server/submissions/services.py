@@ -1,0 +1,411 @@
+"""Writes for submissions: accept an upload, claim and record a scoring run, rescore.
+
+Views and tasks call these functions; they hold the business rules (quota under a row
+lock, enqueue after commit, conditional claims) so that no view or task repeats them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Case, Count, F, Max, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from scorer.archive import ArchiveLimits, extract_submission
+from scorer.entry import detect_entry
+from scorer.errors import ErrorClass, ScoringError, gettext_noop
+from scorer.pipeline import ScoreOutcome, legacy_disabled_error
+from server.courses.models import Course, Enrollment, Role
+from server.submissions.models import Phase, Status, Submission
+from server.submissions.quota import quota_state
+
+log = logging.getLogger(__name__)
+
+
+class SubmissionRejected(Exception):
+    """The upload was refused before it was queued; nothing is charged."""
+
+    def __init__(self, message: str, code: str, submission: Submission | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.submission = submission
+
+
+@dataclass(frozen=True)
+class IntakeReport:
+    entry: str
+    contract: str
+
+
+def archive_limits() -> ArchiveLimits:
+    return ArchiveLimits(max_zip_bytes=settings.KATAKANA_MAX_UPLOAD_MB * 1024 * 1024)
+
+
+def check_archive(path: Path) -> IntakeReport:
+    """Run the same intake as the worker (safe extraction + entry detection) on the web host.
+
+    Extraction only reads bytes (no learner code runs, no model is opened); it gives the
+    learner an immediate, specific error instead of a wasted daily slot.
+    """
+    with tempfile.TemporaryDirectory(prefix="intake-") as tmp:
+        extracted = extract_submission(path, Path(tmp) / "x", archive_limits())
+        entry = detect_entry(extracted.root)
+    return IntakeReport(entry=entry.path, contract=entry.contract)
+
+
+def _sha256(upload: UploadedFile) -> str:
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def _spool(upload: UploadedFile) -> Path:
+    with tempfile.NamedTemporaryFile(prefix="upload-", suffix=".zip", delete=False) as tmp:
+        for chunk in upload.chunks():
+            tmp.write(chunk)
+    upload.seek(0)
+    return Path(tmp.name)
+
+
+def submission_create(*, learner: object, course: Course, upload: UploadedFile) -> Submission:
+    """Accept an upload: intake check, quota under a row lock, store, enqueue after commit.
+
+    Raises ``SubmissionRejected``; a rejected archive is still stored (status REJECTED,
+    not charged) so that nothing a learner uploads is lost.
+    """
+    enrollment = Enrollment.objects.filter(user=learner, course=course).first()
+    if enrollment is None or enrollment.role != Role.LEARNER:
+        raise SubmissionRejected(
+            _("You are not enrolled in this course as a learner."), "not_enrolled"
+        )
+    if not course.is_open():
+        raise SubmissionRejected(_("This course is not accepting submissions now."), "closed")
+    if course.active_testset is None:
+        raise SubmissionRejected(
+            _("The instructors have not loaded a test set yet. Please try again later."),
+            "no_testset",
+        )
+
+    spooled = _spool(upload)
+    try:
+        try:
+            report = check_archive(spooled)
+            intake_error: ScoringError | None = None
+        except ScoringError as error:
+            report, intake_error = None, error
+        legacy_refused = report is not None and report.contract == "legacy"
+        if intake_error is None and legacy_refused and not course.legacy_allowed:
+            intake_error = legacy_disabled_error(report.entry)
+        submission = Submission(
+            token=secrets.token_hex(16),
+            course=course,
+            learner=learner,
+            original_name=Path(upload.name or "submission.zip").name[:300],
+            size_bytes=upload.size or 0,
+            sha256=_sha256(upload),
+        )
+        if intake_error is not None:
+            # Kept (not charged) so the learner and instructors can see what was refused.
+            _mark_rejected(submission, intake_error)
+            submission.archive.save("x.zip", upload, save=False)
+            submission.save()
+            raise SubmissionRejected(intake_error.render(_), intake_error.code, submission)
+        with transaction.atomic():
+            # The row lock serialises this learner's uploads: count and insert atomically.
+            Enrollment.objects.select_for_update().get(pk=enrollment.pk)
+            state = quota_state(enrollment)
+            if state.remaining <= 0:
+                raise SubmissionRejected(
+                    _("You have used all %(limit)d submissions for today.")
+                    % {"limit": state.limit},
+                    "quota_exhausted",
+                )
+            in_flight = (
+                Submission.objects.in_flight().filter(course=course, learner=learner).count()
+            )
+            if in_flight >= course.max_in_flight:
+                raise SubmissionRejected(
+                    _("Please wait until your previous submission has been scored."),
+                    "in_flight",
+                )
+            submission.entry = report.entry if report else ""
+            submission.contract = report.contract if report else ""
+            submission.testset = course.active_testset
+            submission.archive.save("x.zip", upload, save=False)
+            submission.save()
+            _enqueue_on_commit(submission)
+        return submission
+    finally:
+        spooled.unlink(missing_ok=True)
+
+
+def _mark_rejected(submission: Submission, error: ScoringError) -> None:
+    submission.status = Status.REJECTED
+    submission.phase = Phase.DONE
+    submission.charged = False
+    submission.error_class = error.error_class.value
+    submission.error_code = error.code
+    submission.error_message = error.message
+    submission.error_params = error.params
+    submission.detail = error.detail
+    submission.finished_at = timezone.now()
+
+
+def _enqueue_on_commit(
+    submission: Submission, *, stamp: bool = True, countdown: float = 0.0
+) -> None:
+    """Publish a scoring message once the surrounding transaction commits.
+
+    The message is only a wake-up call: whichever worker takes it claims the fairest
+    QUEUED submission (``submission_claim``), so a lost message strands nothing as long
+    as the sweeper tops the queue up, and a duplicate finds nothing left to claim. The
+    publish is ``robust``: Redis being down must not turn a committed upload into an
+    error page; the sweeper publishes the missing message later. ``stamp`` sets
+    ``enqueued_at`` (first enqueue, rescore); a retry keeps its place in the order.
+    """
+    if stamp:
+        Submission.objects.filter(pk=submission.pk).update(enqueued_at=timezone.now())
+    pk = submission.pk
+    transaction.on_commit(lambda: publish_score_message(pk, countdown=countdown), robust=True)
+
+
+def publish_score_message(hint_id: int, *, countdown: float = 0.0) -> None:
+    from server.submissions.tasks import score_submission
+
+    score_submission.apply_async((hint_id,), countdown=countdown or None)
+
+
+# ---------------------------------------------------------------------------
+# Worker side
+
+
+def _lease(seconds: float | None = None) -> timezone.datetime:
+    return timezone.now() + timezone.timedelta(
+        seconds=settings.KATAKANA_LEASE_SECONDS if seconds is None else seconds
+    )
+
+
+def retry_delay(attempts: int) -> float:
+    """Back-off before infrastructure attempt ``attempts + 1``: an engine that is down
+    for a minute must not burn every attempt of every queued submission in a second."""
+    return float(min(settings.KATAKANA_RETRY_SECONDS * 2 ** max(attempts - 1, 0), 900))
+
+
+def claimable_queued(now: timezone.datetime) -> QuerySet[Submission]:
+    """QUEUED submissions whose retry back-off (``lease_until`` on a QUEUED row) is over."""
+    return Submission.objects.filter(status=Status.QUEUED).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lte=now)
+    )
+
+
+def submission_claim(submission_id: int, *, worker: str) -> Submission | None:
+    """Claim the fairest claimable QUEUED submission for this worker, or None.
+
+    ``submission_id`` is the message's hint, preferred among equals. The order is fair
+    across learners when a course lets a learner have several in flight: fresh uploads
+    before rescores; then the learners with the fewest runs in progress; then the
+    learner served longest ago (round robin: one learner's burst of ten takes turns
+    with the others' uploads); then first enqueued. ``SKIP LOCKED`` lets concurrent
+    workers claim different rows; the conditional UPDATE makes exactly one worker win
+    each row. Only QUEUED rows are ever claimed: a RUNNING row whose lease expired goes
+    back to QUEUED through the sweeper, the one place that counts attempts against
+    KATAKANA_MAX_ATTEMPTS.
+    """
+    now = timezone.now()
+    mine = Submission.objects.filter(learner=OuterRef("learner_id")).order_by().values("learner_id")
+    # Scalar subqueries, not window functions: PostgreSQL refuses FOR UPDATE beside those.
+    running = mine.filter(status=Status.RUNNING).annotate(n=Count("pk")).values("n")
+    served = mine.filter(started_at__isnull=False).annotate(m=Max("started_at")).values("m")
+    with transaction.atomic():
+        pk = (
+            claimable_queued(now)
+            .annotate(
+                rescore=Case(When(generation__gt=1, then=Value(1)), default=Value(0)),
+                running=Coalesce(Subquery(running), Value(0)),
+                served=Subquery(served),
+                not_hinted=Case(When(pk=submission_id, then=Value(0)), default=Value(1)),
+            )
+            .order_by(
+                "rescore",
+                "running",
+                F("served").asc(nulls_first=True),
+                "not_hinted",
+                "enqueued_at",
+                "pk",
+            )
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if pk is None:
+            return None
+        won = Submission.objects.filter(pk=pk, status=Status.QUEUED).update(
+            status=Status.RUNNING,
+            phase=Phase.CHECKING,
+            attempts=F("attempts") + 1,
+            lease_until=_lease(),
+            worker=worker[:200],
+            started_at=now,
+        )
+    if not won:
+        return None
+    return Submission.objects.select_related("course", "testset", "learner").get(pk=pk)
+
+
+def submission_heartbeat(submission: Submission, *, phase: str | None = None) -> bool:
+    """Extend the lease; False when this attempt no longer owns the run."""
+    fields: dict[str, object] = {"lease_until": _lease()}
+    if phase:
+        fields["phase"] = phase
+    return bool(
+        Submission.objects.filter(
+            pk=submission.pk,
+            status=Status.RUNNING,
+            worker=submission.worker,
+            attempts=submission.attempts,
+        ).update(**fields)
+    )
+
+
+def _owned_for_update(submission: Submission) -> Submission | None:
+    # Conditional on the attempt: a late result of an attempt the sweeper gave away, or a
+    # duplicate delivery, finds no row and changes nothing.
+    return (
+        Submission.objects.select_for_update()
+        .select_related("learner")
+        .filter(pk=submission.pk, status=Status.RUNNING, attempts=submission.attempts)
+        .first()
+    )
+
+
+RESULT_FIELDS = [
+    "status", "phase", "finished_at", "lease_until", "contract", "entry", "accuracy", "loss",
+    "metrics", "self_reported", "untrusted", "log_excerpt", "backend", "image_digest",
+    "durations", "error_class", "error_code", "error_message", "error_params", "detail",
+]  # fmt: skip
+
+
+def submission_record_outcome(submission: Submission, outcome: ScoreOutcome) -> bool:
+    """Store a terminal result in one short transaction; a late duplicate cannot overwrite.
+
+    The outbox row is written in the same transaction: the email exists exactly when
+    the result does (one per generation, unique in the database).
+    """
+    with transaction.atomic():
+        fresh = _owned_for_update(submission)
+        if fresh is None:
+            log.warning("submission %s: outcome dropped, the run is no longer ours", submission.pk)
+            return False
+        fresh.status = Status.SCORED if outcome.status == "scored" else Status.FAILED
+        fresh.phase = Phase.DONE
+        fresh.finished_at = timezone.now()
+        fresh.lease_until = None
+        fresh.contract = outcome.contract or fresh.contract
+        fresh.entry = outcome.entry or fresh.entry
+        fresh.accuracy = outcome.accuracy
+        fresh.loss = outcome.loss
+        fresh.metrics = outcome.metrics.to_dict() if outcome.metrics else None
+        fresh.self_reported = outcome.self_reported
+        fresh.untrusted = outcome.untrusted
+        fresh.log_excerpt = outcome.log_excerpt
+        fresh.backend = outcome.backend
+        fresh.image_digest = outcome.image_digest
+        fresh.durations = outcome.durations
+        error = outcome.error
+        fresh.error_class = error.error_class.value if error else ""
+        fresh.error_code = error.code if error else ""
+        fresh.error_message = error.message if error else ""
+        fresh.error_params = error.params if error else {}
+        fresh.detail = (error.detail if error else "") + "\n".join(outcome.notes)
+        fresh.save(update_fields=RESULT_FIELDS)
+        _outbox_on_commit(fresh)
+    return True
+
+
+def submission_record_infrastructure_failure(submission: Submission, detail: str) -> Status:
+    """An infrastructure fault: requeue after a back-off while attempts remain, else end
+    as ERROR, refunded (charged=False). Returns the new status, or RUNNING when this
+    attempt no longer owned the run (nothing changed)."""
+    with transaction.atomic():
+        fresh = _owned_for_update(submission)
+        if fresh is None:
+            return Status.RUNNING
+        fresh.detail = detail[-4000:]
+        if fresh.attempts < settings.KATAKANA_MAX_ATTEMPTS:
+            delay = retry_delay(fresh.attempts)
+            fresh.status = Status.QUEUED
+            fresh.phase = Phase.QUEUED
+            # On a QUEUED row the lease is the end of the back-off: not claimable before.
+            fresh.lease_until = _lease(delay)
+            fresh.save(update_fields=["status", "phase", "detail", "lease_until"])
+            _enqueue_on_commit(fresh, stamp=False, countdown=delay)
+            return Status.QUEUED
+        fresh.status = Status.ERROR
+        fresh.phase = Phase.DONE
+        fresh.lease_until = None
+        fresh.charged = False  # never charge the learner for our fault
+        fresh.error_class = ErrorClass.INFRASTRUCTURE.value
+        fresh.error_code = "infrastructure"
+        fresh.error_message = gettext_noop(
+            "The scoring server failed %(attempts)s times on this submission."
+        )
+        fresh.error_params = {"attempts": fresh.attempts}
+        fresh.finished_at = timezone.now()
+        fresh.save(
+            update_fields=[
+                "status", "phase", "detail", "lease_until", "charged", "error_class",
+                "error_code", "error_message", "error_params", "finished_at",
+            ]
+        )  # fmt: skip
+        _outbox_on_commit(fresh)
+        return Status.ERROR
+
+
+def _outbox_on_commit(submission: Submission) -> None:
+    from server.submissions.emails import outbox_create
+
+    outbox_create(submission)
+
+
+def submission_rescore(submission: Submission) -> bool:
+    """Queue a terminal submission again on the course's active test set; never charged again.
+
+    A new generation: its own attempts, its own email. Rescores queue behind fresh
+    uploads of the same fairness rank (``submission_claim``).
+    """
+    testset = submission.course.active_testset
+    with transaction.atomic():
+        updated = Submission.objects.filter(
+            pk=submission.pk, status__in=[Status.SCORED, Status.FAILED, Status.ERROR]
+        ).update(
+            status=Status.QUEUED,
+            phase=Phase.QUEUED,
+            attempts=0,
+            generation=F("generation") + 1,
+            testset=testset,
+            lease_until=None,
+        )
+        if updated:
+            submission.refresh_from_db()
+            _enqueue_on_commit(submission)
+    return bool(updated)
+
+
+def copy_archive_to(submission: Submission, dest: Path) -> Path:
+    with submission.archive.open("rb") as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out)
+    return dest

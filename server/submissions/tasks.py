@@ -1,0 +1,48 @@
+"""Celery tasks: each takes plain ids and calls one service; each is safe to run twice.
+
+The scoring message carries a submission id only as a hint: the worker claims the
+fairest QUEUED submission (``services.submission_claim``), so messages are fungible and
+a lost or duplicated one never loses or duplicates work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import shared_task
+from celery.exceptions import Reject
+from django.conf import settings
+
+from server.submissions import emails, scoring, sweeper
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="submissions.score_submission", bind=True)
+def score_submission(self: Any, submission_id: int) -> str:
+    try:
+        return scoring.run_scoring(submission_id)
+    except scoring.WorkerUnhealthy as exc:
+        # Nothing was claimed. Pause (this worker is useless until its engine is back),
+        # then hand the message back so a healthy worker, or this one later, takes it.
+        log.warning("worker unhealthy, handing the message back: %s", exc)
+        time.sleep(settings.KATAKANA_RETRY_SECONDS)
+        raise Reject(str(exc), requeue=True) from exc
+
+
+@shared_task(name="submissions.send_outbox_email", bind=True, max_retries=None)
+def send_outbox_email(self: Any, outbox_id: int) -> str:
+    # The ceiling lives in the row (OutboxEmail.attempts < KATAKANA_EMAIL_MAX_ATTEMPTS),
+    # not in Celery's retry count, so a lost retry message and the sweeper's re-send
+    # share one budget.
+    try:
+        return emails.outbox_send(outbox_id)
+    except emails.EmailDeferred as deferred:
+        raise self.retry(countdown=deferred.seconds) from deferred
+
+
+@shared_task(name="submissions.sweep", ignore_result=True)
+def sweep() -> dict[str, int]:
+    return vars(sweeper.sweep())

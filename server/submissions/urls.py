@@ -1,0 +1,13 @@
+"""Learner routes: the course page (upload), a submission's page, its status and result fragment."""
+
+from django.urls import path
+
+from server.submissions import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("courses/<slug:code>/", views.course_page, name="course"),
+    path("submissions/<int:pk>/", views.submission_detail, name="submission_detail"),
+    path("submissions/<int:pk>/status.json", views.submission_status, name="submission_status"),
+    path("submissions/<int:pk>/result/", views.submission_result, name="submission_result"),
+]

@@ -1,0 +1,208 @@
+"""Learner pages: upload with the quota line, the submission list with live progress, a result.
+
+Thin: authorise → validate a form → call one service → respond. Live progress polls
+``submission_status`` (JSON); when a run ends the page fetches ``submission_result``
+(an HTML fragment with the server-rendered charts) instead of reloading.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+
+from server.courses.models import Enrollment, Role
+from server.submissions import charts, selectors, services
+from server.submissions.emails import email_context
+from server.submissions.forms import UploadForm
+from server.submissions.models import Phase, Status, Submission
+from server.submissions.quota import quota_state
+
+# The steps a learner sees, in order; the last one is the run's terminal status.
+PROGRESS_STEPS = (Phase.QUEUED, Phase.CHECKING, Phase.RUNNING, Phase.SCORING)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    enrollments = list(
+        Enrollment.objects.filter(user=request.user)
+        .select_related("course")
+        .order_by("-created_at")
+    )
+    if not enrollments:
+        return render(request, "submissions/no_course.html")
+    if len(enrollments) > 1:
+        return render(request, "submissions/home.html", {"enrollments": enrollments})
+    enrollment = enrollments[0]
+    if enrollment.role == Role.INSTRUCTOR:
+        return redirect("leaderboard", code=enrollment.course.code)
+    return redirect("course", code=enrollment.course.code)
+
+
+@login_required
+def course_page(request: HttpRequest, code: str) -> HttpResponse:
+    course, enrollment = selectors.course_for_member(request.user, code)
+    is_learner = enrollment.role == Role.LEARNER
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and is_learner and form.is_valid():
+        try:
+            submission = services.submission_create(
+                learner=request.user, course=course, upload=form.cleaned_data["archive"]
+            )
+        except services.SubmissionRejected as rejected:
+            form.add_error("archive", rejected.message)
+        else:
+            messages.success(request, _("Uploaded. Scoring has started."))
+            return redirect("submission_detail", pk=submission.pk)
+    quota = quota_state(enrollment)
+    submissions = selectors.learner_submissions(request.user, course)
+    context = {
+        "course": course,
+        "form": form,
+        "is_learner": is_learner,
+        "is_instructor": enrollment.role == Role.INSTRUCTOR,
+        "is_open": course.is_open(),
+        "not_yet_open": bool(course.opens_at and timezone.now() < course.opens_at),
+        "quota": quota,
+        "quota_line": selectors.quota_line(quota, course),
+        "max_upload_bytes": selectors.max_upload_bytes(),
+        "submissions": submissions,
+        "in_flight": [s.pk for s in submissions if not s.is_terminal],
+        "queue": selectors.queue_health(),
+        "history_chart": _history_chart(request.user.pk, course, None),
+    }
+    return render(request, "submissions/course.html", context)
+
+
+def status_payload(submission: Submission) -> dict[str, Any]:
+    """What the pages poll: status, phase, queue position, the steps, the score when done."""
+    position = selectors.queue_position(submission)
+    return {
+        "id": submission.pk,
+        "status": submission.status,
+        "status_label": submission.get_status_display(),
+        "phase": submission.phase,
+        "phase_label": submission.get_phase_display(),
+        "terminal": submission.is_terminal,
+        "queue_position": position,
+        "queue_label": _("position %(n)d in the queue") % {"n": position} if position else "",
+        "steps": _steps(submission),
+        "accuracy": submission.accuracy,
+        "loss": submission.loss,
+        "passed": submission.passed,
+        "error_class": submission.error_class,
+        "detail_url": reverse("submission_detail", args=[submission.pk]),
+        "result_url": reverse("submission_result", args=[submission.pk]),
+    }
+
+
+def _steps(submission: Submission) -> list[dict[str, str]]:
+    """queued → checking → running → scoring → the terminal status, each done/current/todo."""
+    phase_labels, status_labels = dict(Phase.choices), dict(Status.choices)
+    if submission.status == Status.REJECTED:
+        label = str(status_labels[Status.REJECTED])
+        return [{"key": str(Status.REJECTED), "label": label, "state": "failed"}]
+    keys = [str(step) for step in PROGRESS_STEPS]
+    if submission.is_terminal:
+        reached = len(keys)
+    elif submission.status == Status.QUEUED:
+        reached = 0
+    else:
+        # A claimed run is at least "checking", whatever phase the worker last wrote.
+        reached = keys.index(submission.phase) if submission.phase in keys[1:] else 1
+    steps = [
+        {
+            "key": key,
+            "label": str(phase_labels[key]),
+            "state": "done" if index < reached else "current" if index == reached else "todo",
+        }
+        for index, key in enumerate(keys)
+    ]
+    if not submission.is_terminal:
+        final, state = str(Status.SCORED), "todo"
+    else:
+        final = str(submission.status)
+        state = "done" if submission.status == Status.SCORED else "failed"
+    steps.append({"key": final, "label": str(status_labels[final]), "state": state})
+    return steps
+
+
+def result_context(submission: Submission, user: Any) -> dict[str, Any]:
+    """Everything the result page and its live-swapped fragment show."""
+    context = email_context(submission)
+    course = submission.course
+    instructor = selectors.is_instructor(user, course)
+    context.update(
+        status=status_payload(submission),
+        is_instructor=instructor,
+        # Hidden-set output can leak test images: learners see it only where the course allows.
+        show_logs=instructor or course.show_logs_to_learners,
+        show_detail=instructor
+        or course.show_logs_to_learners
+        or submission.status == Status.REJECTED,
+        per_class_chart=None,
+        confusion_chart=None,
+        history_chart=None,
+        balanced_accuracy=None,
+    )
+    metrics = submission.metrics or {}
+    threshold_label = _("threshold")
+    if metrics.get("per_class_accuracy"):
+        context["per_class_chart"] = charts.per_class_bars(
+            metrics["per_class_accuracy"],
+            course.pass_threshold,
+            label=_("Accuracy per class"),
+            threshold_label=threshold_label,
+        )
+    if metrics.get("confusion"):
+        context["confusion_chart"] = charts.confusion_heatmap(
+            metrics["confusion"],
+            label=_("Confusion matrix"),
+            true_label=_("true class"),
+            predicted_label=_("predicted class"),
+        )
+    context["balanced_accuracy"] = metrics.get("balanced_accuracy")
+    context["result_email"] = submission.emails.filter(generation=submission.generation).first()
+    context["history_chart"] = _history_chart(submission.learner_id, course, submission.pk)
+    return context
+
+
+def _history_chart(learner_id: int, course: Any, current_pk: int | None) -> Any:
+    history = selectors.accuracy_history(learner_id, course)
+    if not history:
+        return None
+    zone = course.tz
+    points = [(p.created_at.astimezone(zone), p.accuracy, p.pk == current_pk) for p in history]
+    return charts.history_line(
+        points,
+        course.pass_threshold,
+        label=_("Accuracy of your scored submissions"),
+        threshold_label=_("threshold"),
+    )
+
+
+@login_required
+def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    submission = selectors.submission_for_user(request.user, pk)
+    return render(request, "submissions/detail.html", result_context(submission, request.user))
+
+
+@login_required
+@never_cache
+def submission_result(request: HttpRequest, pk: int) -> HttpResponse:
+    submission = selectors.submission_for_user(request.user, pk)
+    return render(request, "submissions/_result.html", result_context(submission, request.user))
+
+
+@login_required
+@never_cache
+def submission_status(request: HttpRequest, pk: int) -> JsonResponse:
+    submission = selectors.submission_for_user(request.user, pk)
+    return JsonResponse(status_payload(submission))
