@@ -1,0 +1,78 @@
+"""SMTP down, then up: every result email is sent exactly once; a dead server hits a ceiling.
+
+The worker uses Django's real SMTP backend against a tiny SMTP server run by the test on
+a port of its own: first nothing listens there (connection refused), then it does.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.lifecycle import chaos
+from tests.workers import celery_worker, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_smtp_down_then_up_ends_with_exactly_one_email_per_result(lifecycle) -> None:  # type: ignore[no-untyped-def]
+    from server.submissions.models import OutboxEmail
+
+    smtp = chaos.SmtpServer()
+    env = lifecycle.env(
+        DJANGO_EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp.port),
+        EMAIL_TIMEOUT="2",
+    )
+    submissions = [lifecycle.submit(), lifecycle.submit(fail=True), lifecycle.submit()]
+    try:
+        with celery_worker(lifecycle.tmp, env=env, name="a", beat=True):
+            wait_until(lifecycle.all_terminal, timeout=40, message="all terminal")
+            # SMTP is down: every send failed at least twice, none is marked sent.
+            wait_until(
+                lambda: all(e.attempts >= 2 for e in OutboxEmail.objects.all()),
+                timeout=30,
+                message="failed retries",
+            )
+            assert not OutboxEmail.objects.filter(sent_at__isnull=False).exists()
+            assert "ConnectionRefusedError" in OutboxEmail.objects.first().last_error
+            smtp.start()
+            wait_until(lifecycle.emails_sent, timeout=60, message="all emails sent")
+            time.sleep(3)  # retries and sweeps still in flight must not send again
+    finally:
+        smtp.stop()
+
+    assert len(smtp.messages) == len(submissions)
+    lifecycle.assert_settled(mailed=[str(m["To"]) for m in smtp.messages])
+    assert not OutboxEmail.objects.exclude(last_error="").exists()
+
+
+def test_a_send_that_keeps_failing_stops_at_the_attempt_ceiling(lifecycle, settings) -> None:  # type: ignore[no-untyped-def]
+    """In-process: the ceiling is counted in the row, and the sweeper respects it."""
+    from server.submissions import emails
+    from server.submissions.models import OutboxEmail, Status, Submission
+    from server.submissions.sweeper import sweep
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", chaos.free_port()  # nobody there
+    settings.KATAKANA_EMAIL_MAX_ATTEMPTS = 3
+    settings.KATAKANA_EMAIL_RETRY_SECONDS = 0.01
+    submission = lifecycle.submit()
+    Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
+    submission.refresh_from_db()
+    email = emails.outbox_create(submission)
+
+    results = []
+    for _ in range(5):
+        time.sleep(0.05)  # past the back-off
+        try:
+            results.append(emails.outbox_send(email.pk))
+        except emails.EmailDeferred:
+            results.append("deferred")
+    assert results == ["deferred", "deferred", "gave-up", "not-claimed", "not-claimed"]
+    email.refresh_from_db()
+    assert email.attempts == 3 and email.sent_at is None and email.last_error
+    OutboxEmail.objects.filter(pk=email.pk).update(created_at=email.created_at.replace(year=2000))
+    assert sweep(reap=False).emails == 0  # nothing re-sent past the ceiling

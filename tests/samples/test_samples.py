@@ -1,0 +1,155 @@
+"""The sample submissions: built reproducibly, scored the same by the server path and the
+local check, and still at the accuracies recorded in samples/README.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import demodata
+from samples.build import BUILDERS, DIST, build
+from sandbox.base import Limits, SandboxBackend
+from scorer.cli import main
+from scorer.entry import detect_entry
+from scorer.pipeline import ScoreConfig, score_zip
+from tests.sandbox.conftest import IMAGE, bwrap_unavailable_reason, docker_unavailable_reason
+
+README = Path(__file__).resolve().parents[2] / "samples" / "README.md"
+CONTRACTS = {
+    "legacy_numpy_mlp": "legacy",
+    "numpy_cnn_params": "verified",
+    "pytorch_cnn": "verified",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """All samples trained for one epoch: the same code paths, a fraction of the time."""
+    return build(dist=tmp_path_factory.mktemp("dist"), quick=True, log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def demo_testset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("demo-test")
+    folder.chmod(0o755)
+    data, labels = demodata.load("test")
+    np.save(folder / "test_data.npy", data)
+    np.save(folder / "test_label.npy", labels)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    return folder
+
+
+def server_backend() -> SandboxBackend:
+    """Docker as in production, else bubblewrap, else skip (fail if Docker is required)."""
+    from sandbox.backends import get_backend
+
+    docker_reason = docker_unavailable_reason()
+    if not docker_reason:
+        return get_backend("docker")
+    if os.environ.get("KATAKANA_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"KATAKANA_REQUIRE_DOCKER=1 but {docker_reason}")
+    bwrap_reason = bwrap_unavailable_reason()
+    if not bwrap_reason:
+        return get_backend("bwrap")
+    pytest.skip(f"no isolating sandbox: {docker_reason}; {bwrap_reason}")
+
+
+def local_check(zip_path: Path, data: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code = main(["check", str(zip_path), "--data", str(data), "--json", "--lang", "en"])
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert code == 0, report["error"]
+    return report
+
+
+def recorded_scores() -> dict[str, tuple[float, float]]:
+    """(accuracy, loss) per sample from the table in samples/README.md."""
+    rows = re.findall(
+        r"^\| `(\w+)\.zip` \|.*\| ([0-9.]+) \| ([0-9.]+) \|$", README.read_text(), re.MULTILINE
+    )
+    return {name: (float(acc), float(loss)) for name, acc, loss in rows}
+
+
+def test_every_sample_is_a_single_folder_zip_detected_under_its_contract(
+    quick_samples: dict[str, Path], tmp_path: Path
+) -> None:
+    assert set(quick_samples) == set(BUILDERS)
+    for name, zip_path in quick_samples.items():
+        with zipfile.ZipFile(zip_path) as archive:
+            tops = {n.split("/")[0] for n in archive.namelist()}
+            archive.extractall(tmp_path / name)
+        assert tops == {"submit_katakana"}
+        entry = detect_entry(tmp_path / name / "submit_katakana")
+        assert entry.contract == CONTRACTS[name]
+        assert entry.path == "submit_katakana.ipynb"
+
+
+def test_the_legacy_sample_carries_the_course_library_and_a_whole_object_pickle(
+    quick_samples: dict[str, Path],
+) -> None:
+    import pickletools
+
+    with zipfile.ZipFile(quick_samples["legacy_numpy_mlp"]) as archive:
+        names = set(archive.namelist())
+        pickled = archive.read("submit_katakana/katakana_model.pickle")
+    assert {"submit_katakana/common/layers.py", "submit_katakana/util.py"} <= names
+    opcodes = [str(arg) for _, arg, _ in pickletools.genops(pickled)]
+    assert "common.layers TwoLayerNet" in opcodes or "TwoLayerNet" in opcodes
+
+
+def test_a_rebuild_gives_identical_zips(quick_samples: dict[str, Path], tmp_path: Path) -> None:
+    again = build(
+        ["legacy_numpy_mlp", "numpy_cnn_params"], dist=tmp_path, quick=True, log=lambda _: None
+    )
+    for name, path in again.items():
+        assert path.read_bytes() == quick_samples[name].read_bytes(), name
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_the_server_path_scores_a_sample_exactly_as_the_local_check(
+    name: str,
+    quick_samples: dict[str, Path],
+    demo_testset: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backend = server_backend()
+    config = ScoreConfig(
+        backend=backend,
+        image=IMAGE,
+        work_root=tmp_path / "runs",
+        limits=Limits(wall_seconds=120, memory_mb=2048),
+        python=getattr(backend, "python", "python3"),
+    )
+    served = score_zip(quick_samples[name], demo_testset, run_name=f"sample-{name}", config=config)
+    assert served.status == "scored", served.error
+    local = local_check(quick_samples[name], demo_testset, capsys)
+    assert local["accuracy"] == served.accuracy
+    assert local["loss"] == served.loss
+    assert local["contract"] == served.contract == CONTRACTS[name]
+    if served.metrics is not None:
+        assert local["metrics"] == served.metrics.to_dict()
+    assert served.untrusted is False
+
+
+def test_the_readme_records_every_sample() -> None:
+    assert set(recorded_scores()) == set(BUILDERS)
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_a_built_sample_still_scores_what_the_readme_records(
+    name: str, demo_testset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zip_path = DIST / f"{name}.zip"
+    if not zip_path.is_file():
+        pytest.skip(f"{zip_path} not built (python -m samples build)")
+    report = local_check(zip_path, demo_testset, capsys)
+    assert (report["accuracy"], report["loss"]) == recorded_scores()[name]

@@ -1,0 +1,117 @@
+"""BwrapBackend on this host: identity, environment, cgroup lifecycle, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.base import InfrastructureError, SandboxBackend
+from sandbox.bwrap_backend import BwrapBackend, RunCgroup, seccomp_program
+from tests.sandbox.conftest import innocent_run, make_spec
+
+
+def test_the_seccomp_program_is_whole_bpf_instructions() -> None:
+    program = seccomp_program()
+    assert len(program) % 8 == 0
+    assert 0 < len(program) // 8 < 4096  # the kernel's BPF_MAXINSNS
+
+
+def test_it_runs_as_65534_with_only_the_given_environment(
+    bwrap_backend: SandboxBackend, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "worker-secret")
+    spec = dataclasses.replace(
+        make_spec(run_dir, "innocent.py", env={"OMP_NUM_THREADS": "1"}),
+        command=["python3", "-c", "import os; print(os.getuid(), sorted(os.environ))"],
+    )
+    result = bwrap_backend.run(spec)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == b"65534 ['HOME', 'LANG', 'OMP_NUM_THREADS', 'PATH', 'PWD']\n"
+    assert result.image_digest.startswith("rootfs:")
+
+
+def test_out_files_belong_to_host_uid_65534(bwrap_backend: SandboxBackend, run_dir: Path) -> None:
+    innocent_run(bwrap_backend, run_dir)
+    owner = (run_dir / "out" / "report.json").stat().st_uid
+    # As root the worker drops to 65534 before bwrap; otherwise files are the caller's.
+    assert owner == (65534 if os.geteuid() == 0 else os.geteuid())
+
+
+def test_a_run_killed_by_a_signal_reports_128_plus_the_signal(
+    bwrap_backend: SandboxBackend, run_dir: Path
+) -> None:
+    spec = dataclasses.replace(
+        make_spec(run_dir, "innocent.py"),
+        command=["python3", "-c", "import os; os.kill(os.getpid(), 9)"],
+    )
+    assert bwrap_backend.run(spec).exit_code == 128 + 9
+
+
+def test_a_missing_command_is_the_learners_exit_not_infrastructure(
+    bwrap_backend: SandboxBackend, run_dir: Path
+) -> None:
+    spec = dataclasses.replace(make_spec(run_dir, "innocent.py"), command=["/no/such/program"])
+    result = bwrap_backend.run(spec)
+    assert result.exit_code not in (0, None)
+
+
+def test_a_missing_rootfs_is_an_infrastructure_error(run_dir: Path) -> None:
+    backend = BwrapBackend(rootfs=run_dir / "no-rootfs")
+    with pytest.raises(InfrastructureError):
+        backend.run(make_spec(run_dir, "innocent.py"))
+
+
+def test_a_gpu_request_is_an_infrastructure_error(
+    bwrap_backend: SandboxBackend, run_dir: Path
+) -> None:
+    spec = dataclasses.replace(make_spec(run_dir, "innocent.py"), gpu="GPU-0")
+    with pytest.raises(InfrastructureError):
+        bwrap_backend.run(spec)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="per-run cgroups need root here")
+def test_the_run_cgroup_holds_the_limits_and_is_removed_afterwards(
+    bwrap_backend: SandboxBackend, run_dir: Path
+) -> None:
+    spec = make_spec(run_dir, "sleep_forever.py")
+    spec = dataclasses.replace(spec, limits=dataclasses.replace(spec.limits, wall_seconds=3.0))
+    seen: dict[str, str] = {}
+
+    def look() -> None:
+        pids = Path("/sys/fs/cgroup/pids/katakana") / spec.name
+        for _ in range(100):
+            if (pids / "pids.max").exists():
+                seen["pids.max"] = (pids / "pids.max").read_text().strip()
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=look)
+    watcher.start()
+    result = bwrap_backend.run(spec)
+    watcher.join()
+    assert result.timed_out
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        pytest.skip("cgroup v2 host: the v1 path checked here does not apply")
+    assert seen == {"pids.max": str(spec.limits.pids)}
+    assert not (Path("/sys/fs/cgroup/pids/katakana") / spec.name).exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="per-run cgroups need root here")
+def test_reap_kills_processes_left_in_an_old_run_cgroup() -> None:
+    from sandbox.base import Limits
+
+    name = f"katakana-test-reap-{os.getpid()}"
+    with RunCgroup.create(name, Limits()) as cgroup:
+        assert cgroup.enforced
+        sleeper = subprocess.Popen(["sleep", "600"])
+        for procs in cgroup.procs_files():
+            procs.write_text(str(sleeper.pid))
+        time.sleep(1.1)
+        assert name in BwrapBackend(rootfs=Path("/")).reap(older_than_seconds=1)
+        assert sleeper.wait(timeout=5) == -9

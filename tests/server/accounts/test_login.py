@@ -1,0 +1,102 @@
+"""Login by email, the django-axes lockout, logout and password reset."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core import mail
+from django.urls import reverse
+
+from server.accounts.models import User
+
+PASSWORD = "pw-learner@example.com"  # set by the learner fixture
+
+
+def login(client, email: str, password: str):  # type: ignore[no-untyped-def]
+    return client.post(reverse("login"), {"username": email, "password": password})
+
+
+def test_a_learner_logs_in_with_their_email_in_any_letter_case(client, learner):  # type: ignore[no-untyped-def]
+    response = login(client, "  Learner@Example.COM ", PASSWORD)
+
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(learner.pk)
+
+
+def test_a_wrong_password_shows_the_form_again(client, learner):  # type: ignore[no-untyped-def]
+    response = login(client, learner.email, "wrong")
+
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+
+
+def test_five_failures_lock_the_account_so_the_sixth_attempt_fails_even_with_the_right_password(
+    client, learner
+):  # type: ignore[no-untyped-def]
+    assert settings.AXES_FAILURE_LIMIT == 5
+    statuses = []
+    for attempt in range(5):
+        # Changing the letter case does not buy an attacker a fresh allowance.
+        email = learner.email.upper() if attempt % 2 else learner.email
+        statuses.append(login(client, email, f"guess-{attempt}").status_code)
+    # django-axes answers the failure that reaches the limit with the lockout page.
+    assert statuses == [200, 200, 200, 200, 429]
+
+    locked = login(client, learner.email, PASSWORD)
+
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_lockout_is_per_account_and_address_not_global(client, learner, other_learner):  # type: ignore[no-untyped-def]
+    for attempt in range(5):
+        login(client, learner.email, f"guess-{attempt}")
+
+    assert login(client, other_learner.email, "pw-other@example.com").status_code == 302
+
+
+def test_logout_ends_the_session(client, learner):  # type: ignore[no-untyped-def]
+    client.force_login(learner)
+
+    response = client.post(reverse("logout"))
+
+    assert response.status_code == 302
+    assert "_auth_user_id" not in client.session
+
+
+def test_an_invited_learner_without_a_password_can_get_a_reset_link_and_set_one(client, course):  # type: ignore[no-untyped-def]
+    user = User.objects.create_user(email="invited@example.com", password=None, language="en")
+    assert not user.has_usable_password()
+
+    sent = client.post(reverse("password_reset"), {"email": "Invited@example.com"})
+
+    assert sent.status_code == 302
+    (message,) = mail.outbox
+    assert message.to == ["invited@example.com"]
+    assert message.alternatives[0][1] == "text/html"
+    link = re.search(re.escape(settings.SITE_URL) + r"/account/reset/\S+/", message.body)
+    assert link is not None
+    page = client.get(link.group(0)[len(settings.SITE_URL) :], follow=True)
+    assert page.context["validlink"] is True
+    client.post(
+        page.redirect_chain[-1][0],
+        {"new_password1": "fresh-kana-2026", "new_password2": "fresh-kana-2026"},
+    )
+    assert login(client, "invited@example.com", "fresh-kana-2026").status_code == 302
+
+
+def test_a_reset_request_for_an_unknown_address_sends_nothing_and_looks_the_same(client, db):  # type: ignore[no-untyped-def]
+    response = client.post(reverse("password_reset"), {"email": "nobody@example.com"})
+
+    assert response.status_code == 302
+    assert response.url == reverse("password_reset_done")
+    assert mail.outbox == []
+
+
+def test_the_reset_pages_render_in_english_and_japanese(client, db):  # type: ignore[no-untyped-def]
+    for language in ("ja", "en"):
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        response = client.get(reverse("password_reset"))
+        assert response.status_code == 200
+        assert f'<html lang="{language}">' in response.content.decode()

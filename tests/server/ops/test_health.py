@@ -1,0 +1,65 @@
+"""/healthz and the health command, against the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from server.submissions.models import Status
+
+# The ops routes alone: these tests must not depend on the rest of the site's views.
+pytestmark = pytest.mark.urls("server.ops.urls")
+
+# Nothing listens on port 1: a broker that is really down, not a mocked one.
+DEAD_BROKER = "redis://127.0.0.1:1/0"
+
+
+@pytest.mark.django_db
+def test_healthz_reports_database_broker_and_queue_when_all_is_up(client, make_submission) -> None:
+    make_submission(status=Status.QUEUED, days_old=0.01)
+    make_submission(status=Status.RUNNING)
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 200 and body["ok"] is True
+    checks = body["checks"]
+    assert checks["database"]["ok"] and checks["broker"]["ok"]
+    assert checks["queue"]["queued"] == 1 and checks["queue"]["running"] == 1
+    assert 800 < checks["queue"]["oldest_queued_age_seconds"] < 900
+    # Reported but never fatal: workers restart while the web keeps queueing uploads.
+    assert set(checks["workers"]) >= {"ok", "count", "names"}
+    assert set(checks["gpus"]) >= {"visible", "configured"}
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_broker_is_down(client, settings) -> None:
+    settings.CELERY_BROKER_URL = DEAD_BROKER
+    response = client.get("/healthz?scope=live")
+    body = response.json()
+    assert response.status_code == 503
+    assert body["ok"] is False and body["checks"]["broker"]["ok"] is False
+    assert body["checks"]["database"]["ok"] is True
+    assert "workers" not in body["checks"]  # the live scope never broadcasts
+
+
+@pytest.mark.django_db
+def test_a_rescore_does_not_count_as_an_old_queued_upload(client, make_submission) -> None:
+    make_submission(status=Status.QUEUED, days_old=30, generation=2)
+    queue = client.get("/healthz?scope=live").json()["checks"]["queue"]
+    assert queue["queued"] == 1 and queue["queued_rescores"] == 1
+    assert queue["oldest_queued_age_seconds"] is None
+
+
+@pytest.mark.django_db
+def test_health_command_prints_json_and_exits_1_when_the_broker_is_down(settings) -> None:
+    out = StringIO()
+    call_command("health", "--skip-workers", "--skip-gpus", stdout=out)
+    assert json.loads(out.getvalue())["ok"] is True
+    settings.CELERY_BROKER_URL = DEAD_BROKER
+    out = StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        call_command("health", "--skip-workers", "--skip-gpus", stdout=out)
+    assert exit_.value.code == 1
+    assert json.loads(out.getvalue())["checks"]["broker"]["ok"] is False
