@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import demodata
-from samples.build import BUILDERS, DIST, build
+from samples.build import BUILDERS, build
 from sandbox.base import Limits, SandboxBackend
 from scorer.cli import main
 from scorer.entry import detect_entry
@@ -144,12 +144,30 @@ def test_the_readme_records_every_sample() -> None:
     assert set(recorded_scores()) == set(BUILDERS)
 
 
+@pytest.fixture(scope="module")
+def full_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The samples exactly as ``python -m samples build`` makes them (full training, ~20 s).
+
+    Built afresh rather than read from samples/dist, which is git-ignored and may be stale
+    or absent: the recorded numbers must follow from the committed code alone.
+    """
+    return build(dist=tmp_path_factory.mktemp("full-dist"), log=lambda _: None)
+
+
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_a_built_sample_still_scores_what_the_readme_records(
-    name: str, demo_testset: Path, capsys: pytest.CaptureFixture[str]
+    name: str,
+    full_samples: dict[str, Path],
+    demo_testset: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    zip_path = DIST / f"{name}.zip"
-    if not zip_path.is_file():
-        pytest.skip(f"{zip_path} not built (python -m samples build)")
-    report = local_check(zip_path, demo_testset, capsys)
-    assert (report["accuracy"], report["loss"]) == recorded_scores()[name]
+    # Training is seeded and single-configuration, but the float kernels underneath
+    # (oneDNN for PyTorch, OpenBLAS for numpy) are chosen per processor: measured, the
+    # PyTorch CNN rebuilt on an AVX-512 Xeon scores 0.97924 against 0.97993 recorded on
+    # an AMD EPYC (10 images of 14,500). So a rebuild must land within 0.3 points and 5 %
+    # of the loss; a stale README (a changed model or recipe) moves far more than that.
+    # The zip itself, once built, scores identically everywhere (the tests above).
+    recorded_accuracy, recorded_loss = recorded_scores()[name]
+    report = local_check(full_samples[name], demo_testset, capsys)
+    assert report["accuracy"] == pytest.approx(recorded_accuracy, abs=0.003)
+    assert report["loss"] == pytest.approx(recorded_loss, rel=0.05)
