@@ -399,9 +399,7 @@ def _render_score(outcome: ScoreOutcome, _: Translate, threshold: float) -> list
         lines.append(f"  {balanced_label}: {metrics.balanced_accuracy!r}")
         lines.append(_("Accuracy per class"))
         class_label, images_label, correct_label = _("class"), _("images"), _("correct")
-        lines.append(
-            f"  {class_label:<6}{images_label:>8}{correct_label:>9}{accuracy_label:>10}"
-        )
+        lines.append(f"  {class_label:<6}{images_label:>8}{correct_label:>9}{accuracy_label:>10}")
         for index, row in enumerate(metrics.confusion):
             total, correct = sum(row), row[index]
             share = metrics.per_class_accuracy[index]

@@ -25,16 +25,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_REPO = "katakana-sandbox"
+# The image's entrypoint (confine.py): a seccomp filter stacked on the engine's profile,
+# then exec of the command, so every container of the image runs under it.
+CONFINE_SCRIPT = "/usr/local/lib/katakana/confine.py"
+CONFINE_ENTRYPOINT = ("/usr/bin/python3", "-I", CONFINE_SCRIPT)
 CPU_TAG = f"{IMAGE_REPO}:cpu"
 SUITE = "bookworm"
 PYTHON_VERSION = "3.11"
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements-cpu.txt"
 # Files whose bytes define the image: change one and the hash (and the image) changes.
-RECIPE_FILES = ("build.py", "requirements-cpu.txt")
+RECIPE_FILES = ("build.py", "requirements-cpu.txt", "confine.py")
 # Only what Python needs; tini is not installed because Docker runs with --init and
 # bubblewrap is its own PID-1 reaper.
-DEB_PACKAGES = ("python3", "libgomp1")
+# python3-seccomp: libseccomp's bindings, for the entrypoint's filter (confine.py).
+DEB_PACKAGES = ("python3", "libgomp1", "python3-seccomp")
 # Wheels for glibc <= 2.36 (bookworm) that pip may pick, newest first.
 MANYLINUX_PLATFORMS = tuple(f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)) + (
     "manylinux2014_x86_64",
@@ -153,6 +158,10 @@ def _build_rootfs(dest: Path, hash_: str) -> None:
     shutil.rmtree(staged)
     _write_versions(partial, hash_)
     _strip(partial)
+    confine = partial / CONFINE_SCRIPT.lstrip("/")
+    confine.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(HERE / "confine.py", confine)
+    confine.chmod(0o644)
     for name in MOUNT_POINTS:
         (partial / name).mkdir(mode=0o755, exist_ok=True)
     # /tmp is a tmpfs in every run; the image's own copy stays empty and sticky.
@@ -228,6 +237,7 @@ def _import_into_docker(rootfs: Path, tag: str) -> None:
         "ENV LANG=C.UTF-8",
         "USER 65534:65534",
         "WORKDIR /tmp",
+        f"ENTRYPOINT {json.dumps(list(CONFINE_ENTRYPOINT))}",
         'CMD ["python3"]',
     ]
     tar = subprocess.Popen(

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from sandbox.base import InfrastructureError, SandboxBackend
-from sandbox.bwrap_backend import BwrapBackend, RunCgroup, seccomp_program
+from sandbox.bwrap_backend import (
+    DENIED_SOCKET_FAMILIES,
+    DENIED_SYSCALLS,
+    BwrapBackend,
+    RunCgroup,
+    seccomp_program,
+)
+from sandbox.image import confine
 from tests.sandbox.conftest import innocent_run, make_spec
 
 
@@ -20,6 +27,13 @@ def test_the_seccomp_program_is_whole_bpf_instructions() -> None:
     program = seccomp_program()
     assert len(program) % 8 == 0
     assert 0 < len(program) // 8 < 4096  # the kernel's BPF_MAXINSNS
+
+
+def test_bwrap_and_the_image_entrypoint_refuse_the_same_kernel_surface() -> None:
+    # bwrap applies its own BPF; Docker runs go through the image's confine.py. A call
+    # refused by one backend and allowed by the other would be a hole in one of them.
+    assert set(confine.REFUSED_SYSCALLS) == set(DENIED_SYSCALLS)
+    assert set(confine.REFUSED_FAMILIES) == set(DENIED_SOCKET_FAMILIES)
 
 
 def test_it_runs_as_65534_with_only_the_given_environment(

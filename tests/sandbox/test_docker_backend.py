@@ -13,6 +13,7 @@ import pytest
 
 from sandbox.base import RUN_LABEL, InfrastructureError, Mount
 from sandbox.docker_backend import DockerBackend
+from sandbox.image.build import CONFINE_ENTRYPOINT
 from tests.sandbox.conftest import IMAGE, innocent_run, make_backend, make_spec
 
 pytestmark = pytest.mark.docker
@@ -62,6 +63,7 @@ def test_it_runs_with_the_hardened_profile(
     assert ulimits["core"] == (0, 0)
     config = inspected[0]["Config"]
     assert config["User"] == "65534:65534"
+    assert config["Entrypoint"] == list(CONFINE_ENTRYPOINT)  # the image's seccomp filter
     assert config["Tty"] is False and config["OpenStdin"] is False
     assert config["Labels"][RUN_LABEL] == spec.name
 

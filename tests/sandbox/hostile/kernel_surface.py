@@ -17,6 +17,15 @@ def make_socket(family, kind):
         return errno.errorcode.get(exc.errno, str(exc))
 
 
+def raw_socket(family, kind):
+    """socket(2) with a 64-bit family: the kernel keeps the low 32 bits only."""
+    args = (ctypes.c_long(family), ctypes.c_long(kind), ctypes.c_long(0))
+    fd = libc.syscall(ctypes.c_long(41), *args)
+    if fd >= 0:
+        return "created"
+    return errno.errorcode.get(ctypes.get_errno(), "?")
+
+
 def io_uring_setup():
     params = ctypes.create_string_buffer(120)  # struct io_uring_params, zeroed: valid
     fd = libc.syscall(ctypes.c_long(425), ctypes.c_long(1), params)
@@ -25,6 +34,7 @@ def io_uring_setup():
 
 report = {
     "vsock": make_socket(40, socket.SOCK_STREAM),
+    "vsock_high_bits": raw_socket((1 << 32) | 40, socket.SOCK_STREAM),
     "alg": make_socket(38, socket.SOCK_SEQPACKET),
     "io_uring_setup": io_uring_setup(),
 }

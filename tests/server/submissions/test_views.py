@@ -203,7 +203,6 @@ def test_the_pages_speak_japanese_by_default(client, course, learner):
     assert '<html lang="ja">' in page
 
 
-
 def test_the_result_page_says_whether_the_result_email_went_out(client, course, learner):
     from server.submissions.models import OutboxEmail
 
