@@ -2,7 +2,8 @@
 
 The profile follows docs/architecture.md and the baseline in anchors-sandbox.md §1d:
 no network, read-only root, uid 65534, all capabilities dropped, no-new-privileges,
-Docker's default seccomp profile, explicit pids/memory (no swap)/CPU/nofile/core limits,
+Docker's default seccomp profile (and, stacked on it, the image entrypoint's own filter,
+``sandbox/image/confine.py``), explicit pids/memory (no swap)/CPU/nofile/core limits,
 a size-capped ``/tmp`` tmpfs, a private IPC namespace, ``--init`` to reap zombies, no TTY,
 stdin closed. The log driver is ``none`` so a chatty program cannot fill the host disk with
 json-file logs; stdout/stderr are captured through ``attach`` by a thread that keeps at most

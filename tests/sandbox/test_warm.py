@@ -101,8 +101,8 @@ json.dump({
 class CheckedWarm:
     """A warm backend for the attack suite: every run must go warm and leave nothing.
 
-    ``name`` is "docker" so the suite's engine-specific branches (the seccomp xfail of
-    this Docker version) apply; the result's ``backend`` says "docker-warm".
+    ``name`` is "docker" so the suite's engine-specific branches apply to it as to a cold
+    container; the result's ``backend`` says "docker-warm".
     """
 
     name = "docker"
