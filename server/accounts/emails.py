@@ -1,8 +1,9 @@
 """Account emails: the invitation sent to a learner imported from a class list.
 
 Rendered in the recipient's language (Japanese unless they chose English), from
-subject / text / HTML templates under ``templates/emails/invitation*``. Password-reset
-emails are Django's, sent by ``forms.AccountPasswordResetForm``.
+subject / text / HTML templates under ``templates/emails/invitation*``. Sent through
+the email outbox (``server.submissions.emails``), so an invitation is never lost with a
+task message. Password-reset emails are Django's, sent by ``forms.AccountPasswordResetForm``.
 """
 
 from __future__ import annotations
@@ -58,16 +59,3 @@ def invitation_message(
     )
     message.attach_alternative(html, "text/html")
     return message
-
-
-def invitation_send(*, user_id: int, course_id: int, invited_by_id: int | None = None) -> str:
-    """Send the invitation unless the user has meanwhile set a password (nothing to do)."""
-    user = User.objects.filter(pk=user_id, is_active=True).first()
-    course = Course.objects.filter(pk=course_id).first()
-    if user is None or course is None:
-        return "gone"
-    if user.has_usable_password():
-        return "not-needed"
-    invited_by = User.objects.filter(pk=invited_by_id).first() if invited_by_id else None
-    invitation_message(user=user, course=course, invited_by=invited_by).send()
-    return "sent"

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+from django.conf import settings
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -29,6 +31,7 @@ from django.utils.translation import gettext as _
 
 from server.accounts.models import User
 from server.courses.models import Course, Enrollment, Role
+from server.submissions.models import EmailKind, OutboxEmail
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 5000
@@ -204,7 +207,7 @@ def learners_import(
             first_line[email] = row.line
             _import_row(row, email, course, report, to_invite, resend_invitations)
         for user_id in to_invite:
-            _invite_on_commit(user_id, course, invited_by)
+            _invite(user_id, course, invited_by)
     return report
 
 
@@ -261,7 +264,47 @@ def _import_row(
         to_invite.append(user.pk)
 
 
-def _invite_on_commit(user_id: int, course: Course, invited_by: User | None) -> None:
-    from server.accounts.tasks import send_invitation
+def _invite(user_id: int, course: Course, invited_by: User | None) -> None:
+    from server.submissions.emails import invitation_outbox_create
 
-    send_invitation.delay_on_commit(user_id, course.pk, invited_by.pk if invited_by else None)
+    user = User.objects.get(pk=user_id)
+    invitation_outbox_create(user=user, course=course, invited_by=invited_by)
+
+
+@dataclass
+class PendingInvitation:
+    """A learner of the course who has not set a password yet, and their latest invitation."""
+
+    user: User
+    email: OutboxEmail | None
+
+    @property
+    def state(self) -> str:
+        """ "sent", "sending" (owed, not yet accepted by the mail server), "failed" (gave
+        up after the attempt ceiling) or "none" (no invitation on record)."""
+        if self.email is None:
+            return "none"
+        if self.email.sent_at is not None:
+            return "sent"
+        if self.email.attempts >= settings.KATAKANA_EMAIL_MAX_ATTEMPTS:
+            return "failed"
+        return "sending"
+
+
+def pending_invitations(course: Course) -> list[PendingInvitation]:
+    """Learners invited to ``course`` who never set a password, oldest enrolment first."""
+    users = list(
+        User.objects.filter(
+            enrollments__course=course,
+            enrollments__role=Role.LEARNER,
+            is_active=True,
+            last_login__isnull=True,
+            password__startswith=UNUSABLE_PASSWORD_PREFIX,
+        ).order_by("enrollments__created_at", "pk")
+    )
+    latest: dict[int, OutboxEmail] = {}
+    for email in OutboxEmail.objects.filter(
+        kind=EmailKind.INVITATION, course=course, recipient__in=users
+    ).order_by("created_at", "pk"):
+        latest[email.recipient_id] = email  # type: ignore[index]
+    return [PendingInvitation(user, latest.get(user.pk)) for user in users]

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from server.accounts.forms import ApiTokenForm, LearnerImportForm, ProfileForm
-from server.accounts.imports import ImportFileError, learners_import
+from server.accounts.imports import ImportFileError, learners_import, pending_invitations
 from server.accounts.models import User
 from server.accounts.tokens import api_token_create, api_token_revoke
 from server.courses.models import Course
@@ -114,6 +114,11 @@ def learners_import_page(request: HttpRequest, code: str) -> HttpResponse:
     return render(
         request,
         "accounts/learners_import.html",
-        {"course": course, "form": form, "report": report},
+        {
+            "course": course,
+            "form": form,
+            "report": report,
+            "pending": pending_invitations(course),
+        },
         status=400 if form.errors else 200,
     )

@@ -13,4 +13,8 @@ class SubmissionAdmin(admin.ModelAdmin):
 
 @admin.register(OutboxEmail)
 class OutboxEmailAdmin(admin.ModelAdmin):
-    list_display = ("submission", "generation", "kind", "to", "sent_at", "attempts", "skipped")
+    list_display = (
+        "pk", "kind", "to", "submission", "generation", "course", "sent_at", "attempts", "skipped"
+    )  # fmt: skip
+    list_filter = ("kind", "skipped")
+    search_fields = ("to",)

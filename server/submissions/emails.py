@@ -1,9 +1,11 @@
-"""Result and failure emails, sent once per terminal state through an outbox row.
+"""The email outbox: result and failure emails (once per terminal state) and invitations.
 
 ``outbox_create`` runs inside the transaction that records the outcome, so the email
-exists exactly when the result does; the send happens after commit, outside any
-transaction, claimed with a conditional update so two senders never both send. A failed
-send is retried with back-off up to KATAKANA_EMAIL_MAX_ATTEMPTS, counted in the row.
+exists exactly when the result does; ``invitation_outbox_create`` likewise inside the
+class-list import. The send happens after commit, outside any transaction, claimed with
+a conditional update so two senders never both send. A failed send is retried with
+back-off up to KATAKANA_EMAIL_MAX_ATTEMPTS, counted in the row; a lost task message is
+re-sent by the sweeper.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from django.utils import timezone, translation
 
 from scorer.errors import ERROR_CLASS_TEXT, ErrorClass
 from scorer.translation import fill
+from server.accounts.models import User
+from server.courses.models import Course
 from server.submissions.models import EmailKind, OutboxEmail, Status, Submission
 
 log = logging.getLogger(__name__)
@@ -47,11 +51,36 @@ def outbox_create(submission: Submission) -> OutboxEmail:
         },
     )
     if not email.skipped and email.sent_at is None:
-        from server.submissions.tasks import send_outbox_email
-
-        # robust: Redis down must not undo a recorded result; the sweeper re-sends.
-        transaction.on_commit(lambda: send_outbox_email.delay(email.pk), robust=True)
+        _send_on_commit(email)
     return email
+
+
+def invitation_outbox_create(*, user: User, course: Course, invited_by: User | None) -> OutboxEmail:
+    """The invitation owed to ``user`` for ``course``: a pending one is reused, not doubled."""
+    pending = OutboxEmail.objects.filter(
+        kind=EmailKind.INVITATION,
+        recipient=user,
+        course=course,
+        sent_at__isnull=True,
+        skipped=False,
+        attempts__lt=settings.KATAKANA_EMAIL_MAX_ATTEMPTS,
+    ).first()
+    email = pending or OutboxEmail.objects.create(
+        kind=EmailKind.INVITATION,
+        recipient=user,
+        course=course,
+        invited_by=invited_by,
+        to=user.email,
+    )
+    _send_on_commit(email)
+    return email
+
+
+def _send_on_commit(email: OutboxEmail) -> None:
+    from server.submissions.tasks import send_outbox_email
+
+    # robust: Redis down must not undo the transaction's work; the sweeper re-sends.
+    transaction.on_commit(lambda: send_outbox_email.delay(email.pk), robust=True)
 
 
 def email_retry_delay(attempts: int) -> float:
@@ -82,9 +111,12 @@ def outbox_send(outbox_id: int) -> str:
     )
     if not claimed:
         return "not-claimed"
-    email = OutboxEmail.objects.select_related("submission__course", "submission__learner").get(
-        pk=outbox_id
-    )
+    email = OutboxEmail.objects.select_related(
+        "submission__course", "submission__learner", "recipient", "course", "invited_by"
+    ).get(pk=outbox_id)
+    if email.kind == EmailKind.INVITATION and not invitation_still_needed(email):
+        OutboxEmail.objects.filter(pk=outbox_id).update(skipped=True, claimed_until=None)
+        return "not-needed"
     try:
         build_message(email).send()
     except Exception as exc:
@@ -139,8 +171,22 @@ def render_error_message(submission: Submission) -> str:
     return fill(translation.gettext, submission.error_message, submission.error_params)
 
 
+def invitation_still_needed(email: OutboxEmail) -> bool:
+    """An invitation whose learner has meanwhile set a password (or left) is not sent."""
+    user = email.recipient
+    return user is not None and user.is_active and not user.has_usable_password()
+
+
 def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
+    if email.kind == EmailKind.INVITATION:
+        from server.accounts.emails import invitation_message
+
+        assert email.recipient is not None and email.course is not None
+        return invitation_message(
+            user=email.recipient, course=email.course, invited_by=email.invited_by
+        )
     submission = email.submission
+    assert submission is not None
     with translation.override(submission.learner.language or settings.LANGUAGE_CODE):
         context = email_context(submission)
         base = f"emails/{email.kind}"

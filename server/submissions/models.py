@@ -144,13 +144,40 @@ class Submission(models.Model):
 class EmailKind(models.TextChoices):
     RESULT = "result", _("result")
     FAILURE = "failure", _("failure")
+    INVITATION = "invitation", _("invitation")
 
 
 class OutboxEmail(models.Model):
-    """One email per terminal state of a submission generation: sent at most once."""
+    """The email outbox: every email the site owes someone, one row each, sent at most once.
 
-    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="emails")
-    generation = models.PositiveIntegerField()
+    Result and failure emails belong to a submission generation (one per terminal state);
+    invitations belong to a recipient and a course. Rows are written in the transaction
+    that creates the obligation, so a lost Celery message or a Redis restart can delay an
+    email but never drop it: the sweeper re-sends what is still unsent.
+    """
+
+    submission = models.ForeignKey(
+        Submission, on_delete=models.CASCADE, related_name="emails", null=True, blank=True
+    )
+    generation = models.PositiveIntegerField(null=True, blank=True)
+    # Invitations only: who is invited to which course, by whom.
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="invitation_emails",
+        null=True,
+        blank=True,
+    )
+    course = models.ForeignKey(
+        Course, on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
     kind = models.CharField(max_length=16, choices=EmailKind.choices)
     to = models.EmailField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -158,11 +185,34 @@ class OutboxEmail(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
-    skipped = models.BooleanField(default=False, help_text=_("The learner opted out of emails."))
+    skipped = models.BooleanField(
+        default=False,
+        help_text=_(
+            "Not sent on purpose: the learner opted out of result emails, or an invited "
+            "learner had already set a password."
+        ),
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["submission", "generation"], name="one_email_per_generation"
-            )
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        kind="invitation",
+                        submission__isnull=True,
+                        recipient__isnull=False,
+                        course__isnull=False,
+                    )
+                    | models.Q(
+                        ~models.Q(kind="invitation"),
+                        submission__isnull=False,
+                        generation__isnull=False,
+                        recipient__isnull=True,
+                    )
+                ),
+                name="outbox_email_has_one_subject",
+            ),
         ]
