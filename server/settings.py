@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",
+    "django_ratelimit",  # only for its system checks; the limits are in server/ratelimits.py
     "server.accounts",
     "server.courses",
     "server.submissions",
@@ -113,6 +114,27 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+
+# The shared cache: Redis, so that every web process counts the same rate limits.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("KATAKANA_CACHE_URL", "redis://127.0.0.1:6379/1"),
+        "KEY_PREFIX": env_str("KATAKANA_CACHE_PREFIX", "katakana"),
+        "TIMEOUT": 300,
+    }
+}
+# Rate limits (django-ratelimit counters; see server/ratelimits.py for why each exists).
+# "N/s|m|h|d"; empty switches a limit off. A Redis outage fails open (logged).
+KATAKANA_RATE_PASSWORD_RESET = env_str("KATAKANA_RATE_PASSWORD_RESET", "3/h")  # per address
+KATAKANA_RATE_PASSWORD_RESET_IP = env_str("KATAKANA_RATE_PASSWORD_RESET_IP", "60/h")
+KATAKANA_RATE_UPLOAD = env_str("KATAKANA_RATE_UPLOAD", "20/h")  # per learner, rejected too
+KATAKANA_RATE_API = env_str("KATAKANA_RATE_API", "120/m")  # per token owner
+RATELIMIT_IP_META_KEY = "server.ratelimits.client_ip"
+RATELIMIT_FAIL_OPEN = True
+# W001: Django's own RedisCache is not on django-ratelimit's list, but it is shared and
+# its incr is Redis's atomic INCRBY, which is all the counters need.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
 LANGUAGE_CODE = "ja"
 LANGUAGES = [("ja", _("Japanese")), ("en", _("English"))]
@@ -278,6 +300,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 KATAKANA_METRICS_TOKEN = env_str("KATAKANA_METRICS_TOKEN", "")
 # Behind Caddy, which replaces any client-sent X-Forwarded-For: django-axes must use it,
 # or every learner shares the proxy's IP address for lockouts.
-if env_bool("KATAKANA_BEHIND_PROXY", False):
+KATAKANA_BEHIND_PROXY = env_bool("KATAKANA_BEHIND_PROXY", False)
+if KATAKANA_BEHIND_PROXY:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG

@@ -10,6 +10,26 @@ import pytest
 N_PER_CLASS_SMALL = 10
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Each test starts with no rate-limit counts (they live in Redis, under this session's
+    cache prefix, and would otherwise carry over from test to test within the hour)."""
+    from django.conf import settings
+
+    cache = settings.CACHES["default"]
+    if not cache["BACKEND"].endswith("RedisCache"):
+        return
+    import redis
+
+    try:
+        client = redis.Redis.from_url(cache["LOCATION"], socket_connect_timeout=1)
+        keys = list(client.scan_iter(f"{cache['KEY_PREFIX']}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass  # Redis down (a chaos test's doing): no counts to clear either
+
+
 def write_small_testset(directory: Path, per_class: int = N_PER_CLASS_SMALL, seed: int = 0) -> Path:
     """A valid but small hidden test set (class-ordered), for web and service tests."""
     rng = np.random.default_rng(seed)

@@ -15,6 +15,9 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
 _SESSION = uuid.uuid4().hex[:8]
 os.environ.setdefault("KATAKANA_SCORE_QUEUE", f"test-score-{_SESSION}")
 os.environ.setdefault("KATAKANA_DEFAULT_QUEUE", f"test-default-{_SESSION}")
+# Rate-limit counters under a prefix of this session (the cache shares the test Redis).
+os.environ.setdefault("KATAKANA_CACHE_URL", "redis://127.0.0.1:6379/14")
+os.environ.setdefault("KATAKANA_CACHE_PREFIX", f"test-{_SESSION}")
 os.environ.setdefault("KATAKANA_VAR_DIR", tempfile.mkdtemp(prefix="katakana-test-var-"))
 
 from server.settings import *  # noqa: E402,F403

@@ -21,7 +21,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "account/password/reset/",
-        auth_views.PasswordResetView.as_view(
+        views.PasswordResetView.as_view(
             form_class=AccountPasswordResetForm,
             template_name="registration/password_reset_form.html",
             subject_template_name="emails/password_reset_subject.txt",

@@ -5,8 +5,11 @@ Login, logout and password reset are Django's views, configured in ``urls.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,6 +22,7 @@ from server.accounts.imports import ImportFileError, learners_import, pending_in
 from server.accounts.models import User
 from server.accounts.tokens import api_token_create, api_token_revoke
 from server.courses.models import Course
+from server.ratelimits import password_reset_limited, password_reset_wait_message
 from server.submissions.selectors import is_instructor
 
 
@@ -122,3 +126,21 @@ def learners_import_page(request: HttpRequest, code: str) -> HttpResponse:
         },
         status=400 if form.errors else 200,
     )
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset view with a rate limit per address and per client (429 when hit).
+
+    The page says the same whatever the address (known or not), so the limit, which
+    counts every well-formed request, tells an attacker nothing about who has an account.
+    """
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        wait = password_reset_limited(self.request)
+        if wait:
+            form.add_error(None, password_reset_wait_message(wait))
+            response = self.form_invalid(form)
+            response.status_code = 429
+            response["Retry-After"] = str(wait)
+            return response
+        return super().form_valid(form)

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from server.accounts.tokens import api_token_authenticate
+from server.ratelimits import api_limited, api_wait_message
 
 View = Callable[..., HttpResponse]
 
@@ -55,7 +56,12 @@ def token_required(view: View) -> View:
         # Replace the session user: a cookie that came along must not widen access.
         request.user = user
         with translation.override(user.language):
-            response = view(request, *args, **kwargs)
+            wait = api_limited(request)
+            if wait:
+                response = api_error(429, "rate_limited", api_wait_message(wait))
+                response["Retry-After"] = str(wait)
+            else:
+                response = view(request, *args, **kwargs)
         response["Content-Language"] = user.language
         response["Cache-Control"] = "no-store"
         return response

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from server.api import payloads
 from server.api.auth import api_error, token_required
 from server.courses.models import Course, Enrollment, Role
+from server.ratelimits import upload_limited, upload_wait_message
 from server.submissions.forms import UploadForm
 from server.submissions.models import Submission
 from server.submissions.selectors import submission_for_user
@@ -107,6 +108,11 @@ def _submission_create(request: HttpRequest) -> HttpResponse:
     course = _course_for_upload(request)
     if isinstance(course, JsonResponse):
         return course
+    wait = upload_limited(request)
+    if wait:
+        response = api_error(429, "rate_limited", upload_wait_message(wait))
+        response["Retry-After"] = str(wait)
+        return response
     try:
         created = submission_create(
             learner=request.user, course=course, upload=form.cleaned_data["archive"]

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from server.courses.models import Enrollment, Role
+from server.ratelimits import upload_limited, upload_wait_message
 from server.submissions import charts, selectors, services
 from server.submissions.emails import email_context
 from server.submissions.forms import UploadForm
@@ -51,13 +52,18 @@ def course_page(request: HttpRequest, code: str) -> HttpResponse:
     course, enrollment = selectors.course_for_member(request.user, code)
     is_learner = enrollment.role == Role.LEARNER
     form = UploadForm(request.POST or None, request.FILES or None)
+    status = 200
     if request.method == "POST" and is_learner and form.is_valid():
         try:
+            wait = upload_limited(request)
+            if wait:
+                raise services.SubmissionRejected(upload_wait_message(wait), "rate_limited")
             submission = services.submission_create(
                 learner=request.user, course=course, upload=form.cleaned_data["archive"]
             )
         except services.SubmissionRejected as rejected:
             form.add_error("archive", rejected.message)
+            status = 429 if rejected.code == "rate_limited" else 200
         else:
             messages.success(request, _("Uploaded. Scoring has started."))
             return redirect("submission_detail", pk=submission.pk)
@@ -78,7 +84,7 @@ def course_page(request: HttpRequest, code: str) -> HttpResponse:
         "queue": selectors.queue_health(),
         "history_chart": _history_chart(request.user.pk, course, None),
     }
-    return render(request, "submissions/course.html", context)
+    return render(request, "submissions/course.html", context, status=status)
 
 
 def status_payload(submission: Submission) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""Rate limits on what is cheap to ask for and costly to serve, counted in the shared cache.
+
+Failed logins are django-axes' (``settings.AXES_*``). These cover what axes does not:
+
+* password reset: per email address, so the form cannot be used to flood one learner's
+  mailbox (or our SMTP reputation), and per client address, generously, because a whole
+  class may sit behind one university NAT;
+* uploads, per learner: every upload is spooled, checked and stored, rejected ones too
+  (nothing a learner uploads is lost), so a loop of broken 200 MB zips would fill the
+  disk while never touching the daily quota, which only counts accepted ones;
+* the HTTP API, per token owner: a polling script gone wrong.
+
+Counters are django-ratelimit's fixed windows in Redis (``CACHES["default"]``), shared by
+every web process. If the cache cannot be reached the limit fails open and logs: a Redis
+outage must not lock learners out of the site.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils.translation import ngettext
+from django_ratelimit.core import get_usage
+
+log = logging.getLogger(__name__)
+
+Key = Callable[[str, HttpRequest], str]
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: the proxy's X-Forwarded-For when behind Caddy (which
+    replaces any value a client sent), else the socket's peer."""
+    if settings.KATAKANA_BEHIND_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first
+    return str(request.META.get("REMOTE_ADDR") or "0.0.0.0")
+
+
+def _limited(request: HttpRequest, group: str, key: str | Key, rate: str) -> int | None:
+    """Count one use; the seconds to wait when over ``rate``, else None."""
+    if not rate:
+        return None
+    try:
+        usage: dict[str, Any] | None = get_usage(
+            request, group=group, key=key, rate=rate, increment=True
+        )
+    except Exception as exc:  # noqa: BLE001 - redis errors, DNS: fail open, never lock out
+        log.warning("rate limit %s not checked: %s: %s", group, type(exc).__name__, exc)
+        return None
+    if usage is None or not usage["should_limit"]:
+        return None
+    return max(1, int(usage["time_left"]))
+
+
+def _user_key(group: str, request: HttpRequest) -> str:
+    return str(request.user.pk)
+
+
+def _posted_email(group: str, request: HttpRequest) -> str:
+    return request.POST.get("email", "").strip().lower()
+
+
+def password_reset_limited(request: HttpRequest) -> int | None:
+    """Seconds to wait before another reset email may be asked for, else None."""
+    per_address = _limited(
+        request, "password-reset-email", _posted_email, settings.KATAKANA_RATE_PASSWORD_RESET
+    )
+    per_client = _limited(
+        request, "password-reset-ip", "ip", settings.KATAKANA_RATE_PASSWORD_RESET_IP
+    )
+    return max(per_address or 0, per_client or 0) or None
+
+
+def upload_limited(request: HttpRequest) -> int | None:
+    """Seconds before this learner may upload again, else None (web form and API)."""
+    return _limited(request, "upload", _user_key, settings.KATAKANA_RATE_UPLOAD)
+
+
+def api_limited(request: HttpRequest) -> int | None:
+    """Seconds before this token owner may call the API again, else None."""
+    return _limited(request, "api", _user_key, settings.KATAKANA_RATE_API)
+
+
+def _minutes(seconds: int) -> int:
+    return max(1, -(-seconds // 60))  # rounded up: "wait 1 minute" for 5 seconds
+
+
+def upload_wait_message(seconds: int) -> str:
+    return ngettext(
+        "You have uploaded many files in a short time. Please check your zip with "
+        "python -m scorer check and upload again in %(minutes)d minute.",
+        "You have uploaded many files in a short time. Please check your zip with "
+        "python -m scorer check and upload again in %(minutes)d minutes.",
+        _minutes(seconds),
+    ) % {"minutes": _minutes(seconds)}
+
+
+def api_wait_message(seconds: int) -> str:
+    return ngettext(
+        "Too many API requests. Please wait %(seconds)d second and try again.",
+        "Too many API requests. Please wait %(seconds)d seconds and try again.",
+        seconds,
+    ) % {"seconds": seconds}
+
+
+def password_reset_wait_message(seconds: int) -> str:
+    return ngettext(
+        "Too many password reset requests. Please wait %(minutes)d minute and try again.",
+        "Too many password reset requests. Please wait %(minutes)d minutes and try again.",
+        _minutes(seconds),
+    ) % {"minutes": _minutes(seconds)}
