@@ -4,7 +4,8 @@ Public (a learner reads it before the first upload, perhaps before logging in) a
 read-only. The error-class section is rendered from ``scorer.errors.ERROR_CLASS_TEXT``
 so it lists every class the server can return, in the same words as results and emails.
 A logged-in learner also sees the actual quota, time zone and limits of their courses.
-``/guide/kit/submit_katakana.ipynb`` serves the kit's template notebook.
+``/guide/kit/submit_katakana.ipynb`` serves the kit's template notebook and
+``/guide/kit/katakana-check.zip`` the local check (``server/guide/checker.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_GET
 
 from scorer.errors import ERROR_CLASS_TEXT, ErrorClass
 from server.courses.models import Course, Role
+from server.guide.checker import KIT_NAME, checker_kit_bytes
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,15 @@ def kit_notebook(request: HttpRequest) -> FileResponse:
         filename="submit_katakana.ipynb",
         content_type="application/x-ipynb+json",
     )
+
+
+@require_GET
+def checker_kit(request: HttpRequest) -> HttpResponse:
+    """``katakana-check.zip``: the local check, built from this server's own code."""
+    try:
+        data = checker_kit_bytes()
+    except FileNotFoundError as missing:  # an image built without locale/ or kit/
+        raise Http404(str(missing)) from missing
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{KIT_NAME}.zip"'
+    return response

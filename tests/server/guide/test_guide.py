@@ -51,7 +51,7 @@ def test_the_guide_explains_packaging_both_contracts_the_quota_and_the_local_che
         "self-reported",
         "per course day (3 unless",
         "Asia/Tokyo",
-        "python -m scorer check submit_katakana.zip",
+        "python katakana-check/katakana_check.py submit_katakana.zip",
     ):
         assert fact in page, fact
 
