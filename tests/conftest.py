@@ -10,6 +10,19 @@ import pytest
 N_PER_CLASS_SMALL = 10
 
 
+@pytest.fixture
+def eager_celery():  # type: ignore[no-untyped-def]
+    """Celery tasks run in-process (e.g. the outbox's sends, so mail reaches mail.outbox)."""
+    from server.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = previous
+
+
 @pytest.fixture(autouse=True)
 def fresh_rate_limits() -> None:
     """Each test starts with no rate-limit counts (they live in Redis, under this session's

@@ -1,14 +1,18 @@
-"""Account emails: the invitation sent to a learner imported from a class list.
+"""Account emails: the invitation to a learner imported from a class list, and the
+password-reset email.
 
 Rendered in the recipient's language (Japanese unless they chose English), from
-subject / text / HTML templates under ``templates/emails/invitation*``. Sent through
-the email outbox (``server.submissions.emails``), so an invitation is never lost with a
-task message. Password-reset emails are Django's, sent by ``forms.AccountPasswordResetForm``.
+subject / text / HTML templates under ``templates/emails/``, when the email is sent.
+Both go through the email outbox (``server.submissions.emails``): a lost task message or
+an SMTP outage delays them, never drops them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -36,20 +40,46 @@ def invitation_link(user: User) -> str:
 def invitation_message(
     *, user: User, course: Course, invited_by: User | None
 ) -> EmailMultiAlternatives:
-    language = user.language or settings.LANGUAGE_CODE
-    with translation.override(language):
-        context = {
-            "user": user,
+    return _message(
+        "invitation",
+        user,
+        lambda: {
             "course": course,
             "invited_by": invited_by,
             "link": invitation_link(user),
             "login_url": settings.SITE_URL + reverse("login"),
             "reset_url": settings.SITE_URL + reverse("password_reset"),
             "days": int(getattr(settings, "KATAKANA_INVITATION_DAYS", 14)),
-        }
-        subject = " ".join(render_to_string("emails/invitation_subject.txt", context).split())
-        text = render_to_string("emails/invitation.txt", context)
-        html = render_to_string("emails/invitation.html", context)
+        },
+    )
+
+
+def password_reset_message(*, user: User) -> EmailMultiAlternatives:
+    """Django's reset email (same templates, same token generator, same confirm view),
+    with the link made now: an email held back by an SMTP outage still works when it
+    arrives."""
+    return _message(
+        "password_reset",
+        user,
+        lambda: {
+            "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+            "site_url": settings.SITE_URL,
+            "email": user.email,
+        },
+    )
+
+
+def _message(
+    base: str, user: User, context: Callable[[], dict[str, object]]
+) -> EmailMultiAlternatives:
+    """Subject / text / HTML from ``emails/<base>*`` in the user's language."""
+    language = user.language or settings.LANGUAGE_CODE
+    with translation.override(language):
+        values = {"user": user, **context()}
+        subject = " ".join(render_to_string(f"emails/{base}_subject.txt", values).split())
+        text = render_to_string(f"emails/{base}.txt", values)
+        html = render_to_string(f"emails/{base}.html", values)
     message = EmailMultiAlternatives(
         subject,
         text,

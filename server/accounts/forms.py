@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
-from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from server.accounts.imports import MAX_CSV_BYTES
@@ -78,8 +76,8 @@ class AccountPasswordResetForm(PasswordResetForm):
 
     Django skips users without a usable password (they may be managed elsewhere); here
     such a user is a learner who lost the invitation, and the reset email is exactly
-    what they need. The email goes out in the user's language with SITE_URL links,
-    not ones built from the request's Host header.
+    what they need. The email goes through the outbox, in the user's language, with
+    SITE_URL links, not ones built from the request's Host header.
     """
 
     def get_users(self, email: str) -> Any:
@@ -95,14 +93,8 @@ class AccountPasswordResetForm(PasswordResetForm):
         to_email: str,
         html_email_template_name: str | None = None,
     ) -> None:
-        user = context["user"]
-        context["site_url"] = settings.SITE_URL
-        with translation.override(user.language or settings.LANGUAGE_CODE):
-            super().send_mail(
-                subject_template_name,
-                email_template_name,
-                context,
-                from_email,
-                to_email,
-                html_email_template_name,
-            )
+        # Queued, not sent here: Django's own send_mail logs an SMTP failure and drops
+        # the email. The outbox retries it, and renders it (with a fresh link) when sent.
+        from server.submissions.emails import password_reset_outbox_create
+
+        password_reset_outbox_create(user=context["user"])

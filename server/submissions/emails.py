@@ -1,8 +1,9 @@
-"""The email outbox: result and failure emails (once per terminal state) and invitations.
+"""The email outbox: result and failure emails (once per terminal state) and account emails.
 
 ``outbox_create`` runs inside the transaction that records the outcome, so the email
 exists exactly when the result does; ``invitation_outbox_create`` likewise inside the
-class-list import. The send happens after commit, outside any transaction, claimed with
+class-list import, and ``password_reset_outbox_create`` for the reset form (whose links
+are made at send time). The send happens after commit, outside any transaction, claimed with
 a conditional update so two senders never both send. A failed send is retried with
 back-off up to KATAKANA_EMAIL_MAX_ATTEMPTS, counted in the row; a lost task message is
 re-sent by the sweeper.
@@ -76,6 +77,23 @@ def invitation_outbox_create(*, user: User, course: Course, invited_by: User | N
     return email
 
 
+def password_reset_outbox_create(*, user: User) -> OutboxEmail:
+    """The reset email owed to ``user``: a pending one is reused (its link is made when it
+    is sent, so a send delayed by an SMTP outage still carries a fresh token)."""
+    pending = OutboxEmail.objects.filter(
+        kind=EmailKind.PASSWORD_RESET,
+        recipient=user,
+        sent_at__isnull=True,
+        skipped=False,
+        attempts__lt=settings.KATAKANA_EMAIL_MAX_ATTEMPTS,
+    ).first()
+    email = pending or OutboxEmail.objects.create(
+        kind=EmailKind.PASSWORD_RESET, recipient=user, to=user.email
+    )
+    _send_on_commit(email)
+    return email
+
+
 def _send_on_commit(email: OutboxEmail) -> None:
     from server.submissions.tasks import send_outbox_email
 
@@ -114,7 +132,7 @@ def outbox_send(outbox_id: int) -> str:
     email = OutboxEmail.objects.select_related(
         "submission__course", "submission__learner", "recipient", "course", "invited_by"
     ).get(pk=outbox_id)
-    if email.kind == EmailKind.INVITATION and not invitation_still_needed(email):
+    if not still_needed(email):
         OutboxEmail.objects.filter(pk=outbox_id).update(skipped=True, claimed_until=None)
         return "not-needed"
     try:
@@ -171,10 +189,15 @@ def render_error_message(submission: Submission) -> str:
     return fill(translation.gettext, submission.error_message, submission.error_params)
 
 
-def invitation_still_needed(email: OutboxEmail) -> bool:
-    """An invitation whose learner has meanwhile set a password (or left) is not sent."""
+def still_needed(email: OutboxEmail) -> bool:
+    """An account email to a deactivated user, or an invitation whose learner has
+    meanwhile set a password, is not sent; result and failure emails always are."""
     user = email.recipient
-    return user is not None and user.is_active and not user.has_usable_password()
+    if email.kind == EmailKind.INVITATION:
+        return user is not None and user.is_active and not user.has_usable_password()
+    if email.kind == EmailKind.PASSWORD_RESET:
+        return user is not None and user.is_active
+    return True
 
 
 def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
@@ -185,6 +208,11 @@ def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
         return invitation_message(
             user=email.recipient, course=email.course, invited_by=email.invited_by
         )
+    if email.kind == EmailKind.PASSWORD_RESET:
+        from server.accounts.emails import password_reset_message
+
+        assert email.recipient is not None
+        return password_reset_message(user=email.recipient)
     submission = email.submission
     assert submission is not None
     with translation.override(submission.learner.language or settings.LANGUAGE_CODE):

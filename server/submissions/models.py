@@ -145,22 +145,24 @@ class EmailKind(models.TextChoices):
     RESULT = "result", _("result")
     FAILURE = "failure", _("failure")
     INVITATION = "invitation", _("invitation")
+    PASSWORD_RESET = "password_reset", _("password reset")
 
 
 class OutboxEmail(models.Model):
     """The email outbox: every email the site owes someone, one row each, sent at most once.
 
     Result and failure emails belong to a submission generation (one per terminal state);
-    invitations belong to a recipient and a course. Rows are written in the transaction
-    that creates the obligation, so a lost Celery message or a Redis restart can delay an
-    email but never drop it: the sweeper re-sends what is still unsent.
+    invitations belong to a recipient and a course, password-reset emails to a recipient.
+    Rows are written in the transaction that creates the obligation, so a lost Celery
+    message or a Redis restart can delay an email but never drop it: the sweeper re-sends
+    what is still unsent.
     """
 
     submission = models.ForeignKey(
         Submission, on_delete=models.CASCADE, related_name="emails", null=True, blank=True
     )
     generation = models.PositiveIntegerField(null=True, blank=True)
-    # Invitations only: who is invited to which course, by whom.
+    # Invitations (who is invited to which course, by whom) and password resets (who).
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
@@ -207,7 +209,12 @@ class OutboxEmail(models.Model):
                         course__isnull=False,
                     )
                     | models.Q(
-                        ~models.Q(kind="invitation"),
+                        kind="password_reset",
+                        submission__isnull=True,
+                        recipient__isnull=False,
+                    )
+                    | models.Q(
+                        ~models.Q(kind__in=["invitation", "password_reset"]),
                         submission__isnull=False,
                         generation__isnull=False,
                         recipient__isnull=True,

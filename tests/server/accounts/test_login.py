@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.conf import settings
 from django.core import mail
 from django.urls import reverse
 
 from server.accounts.models import User
+from server.submissions.models import OutboxEmail
 
 PASSWORD = "pw-learner@example.com"  # set by the learner fixture
 
@@ -65,11 +67,14 @@ def test_logout_ends_the_session(client, learner):  # type: ignore[no-untyped-de
     assert "_auth_user_id" not in client.session
 
 
-def test_an_invited_learner_without_a_password_can_get_a_reset_link_and_set_one(client, course):  # type: ignore[no-untyped-def]
+def test_an_invited_learner_without_a_password_can_get_a_reset_link_and_set_one(  # type: ignore[no-untyped-def]
+    client, course, eager_celery, django_capture_on_commit_callbacks
+):
     user = User.objects.create_user(email="invited@example.com", password=None, language="en")
     assert not user.has_usable_password()
 
-    sent = client.post(reverse("password_reset"), {"email": "Invited@example.com"})
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = client.post(reverse("password_reset"), {"email": "Invited@example.com"})
 
     assert sent.status_code == 302
     (message,) = mail.outbox
@@ -86,12 +91,16 @@ def test_an_invited_learner_without_a_password_can_get_a_reset_link_and_set_one(
     assert login(client, "invited@example.com", "fresh-kana-2026").status_code == 302
 
 
-def test_a_reset_request_for_an_unknown_address_sends_nothing_and_looks_the_same(client, db):  # type: ignore[no-untyped-def]
-    response = client.post(reverse("password_reset"), {"email": "nobody@example.com"})
+def test_a_reset_request_for_an_unknown_address_sends_nothing_and_looks_the_same(  # type: ignore[no-untyped-def]
+    client, db, eager_celery, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("password_reset"), {"email": "nobody@example.com"})
 
     assert response.status_code == 302
     assert response.url == reverse("password_reset_done")
     assert mail.outbox == []
+    assert not OutboxEmail.objects.exists()
 
 
 def test_the_reset_pages_render_in_english_and_japanese(client, db):  # type: ignore[no-untyped-def]
@@ -100,3 +109,51 @@ def test_the_reset_pages_render_in_english_and_japanese(client, db):  # type: ig
         response = client.get(reverse("password_reset"))
         assert response.status_code == 200
         assert f'<html lang="{language}">' in response.content.decode()
+
+
+def test_a_reset_email_survives_an_smtp_outage_and_its_link_is_made_when_sent(  # type: ignore[no-untyped-def]
+    client, learner, monkeypatch
+):
+    from server.submissions.emails import EmailDeferred, outbox_send
+
+    # The request queues the email (no SMTP in the request: the page never depends on it).
+    response = client.post(reverse("password_reset"), {"email": learner.email})
+    assert response.status_code == 302
+    (row,) = OutboxEmail.objects.filter(kind="password_reset")
+    assert (row.recipient, row.to, row.sent_at) == (learner, learner.email, None)
+
+    def refused(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr("django.core.mail.EmailMultiAlternatives.send", refused)
+    with pytest.raises(EmailDeferred):
+        outbox_send(row.pk)
+    monkeypatch.undo()
+    row.refresh_from_db()
+    assert row.attempts == 1 and "Connection refused" in row.last_error
+    # Asked again meanwhile: the pending email is reused, not doubled.
+    client.post(reverse("password_reset"), {"email": learner.email})
+    assert OutboxEmail.objects.filter(kind="password_reset").count() == 1
+
+    OutboxEmail.objects.filter(pk=row.pk).update(claimed_until=None)  # the retry is due
+    assert outbox_send(row.pk) == "sent"
+    (message,) = mail.outbox
+    link = re.search(re.escape(settings.SITE_URL) + r"/account/reset/\S+/", message.body)
+    assert link is not None
+    assert message.extra_headers["Content-Language"] == learner.language
+    page = client.get(link.group(0)[len(settings.SITE_URL) :], follow=True)
+    assert page.context["validlink"] is True
+
+
+def test_a_reset_email_to_an_account_deactivated_before_it_went_out_is_not_sent(  # type: ignore[no-untyped-def]
+    client, learner
+):
+    from server.submissions.emails import outbox_send
+
+    client.post(reverse("password_reset"), {"email": learner.email})
+    learner.is_active = False
+    learner.save(update_fields=["is_active"])
+
+    (row,) = OutboxEmail.objects.filter(kind="password_reset")
+    assert outbox_send(row.pk) == "not-needed"
+    assert mail.outbox == []
