@@ -1,8 +1,9 @@
 """One health report for the web endpoint, the ``health`` command and container probes.
 
 Only the database and the broker make the service unhealthy (HTTP 503): without either,
-no upload can be accepted. Missing workers or GPUs are reported, not failed, because the
-web keeps accepting (and queueing) uploads while workers restart; alert on them instead.
+no upload can be accepted. Missing workers or GPUs, and emails that cannot be sent, are
+reported, not failed, because the web keeps accepting (and queueing) uploads meanwhile;
+alert on them instead.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from server.ops.broker import broker_redis
-from server.ops.selectors import queue_stats
+from server.ops.selectors import outbox_stats, queue_stats
 
 WORKER_PING_TIMEOUT_SECONDS = 1.0
+# An email still unsent after this long means SMTP (or every worker) has been failing for
+# a while: the default back-off has tried about five times by then.
+EMAIL_STALE_SECONDS = 15 * 60
 CRITICAL = ("database", "broker")
 
 
@@ -81,6 +85,23 @@ def check_queue() -> dict[str, Any]:
     }
 
 
+def check_email() -> dict[str, Any]:
+    """The outbox: not ok when an email was given up on or has waited too long."""
+    try:
+        stats = outbox_stats()
+    except DatabaseError as exc:
+        return {"ok": False, "error": _short(exc)}
+    age = stats.oldest_unsent_age_seconds
+    stale = age is not None and age > EMAIL_STALE_SECONDS
+    return {
+        "ok": not stale and stats.failed == 0,
+        "unsent": stats.unsent,
+        "failed": stats.failed,
+        "oldest_unsent_age_seconds": round(age, 1) if age is not None else None,
+        "last_error": stats.last_error,
+    }
+
+
 def health_report(
     *, workers: bool = True, gpus: bool = True, worker_timeout: float = WORKER_PING_TIMEOUT_SECONDS
 ) -> dict[str, Any]:
@@ -88,6 +109,7 @@ def health_report(
     checks: dict[str, Any] = {"database": check_database(), "broker": check_broker()}
     if checks["database"]["ok"]:
         checks["queue"] = check_queue()
+        checks["email"] = check_email()
     if workers and checks["broker"]["ok"]:
         checks["workers"] = check_workers(worker_timeout)
     if gpus:

@@ -30,7 +30,7 @@ from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
 from server.ops.broker import KEY_PREFIX, broker_redis
-from server.ops.selectors import queue_stats
+from server.ops.selectors import outbox_stats, queue_stats
 from server.submissions.models import Status, Submission
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,22 @@ class KatakanaCollector:
             "katakana_oldest_queued_age_seconds",
             "Seconds since the oldest queued upload (not rescore) was made; 0 when none.",
             value=stats.oldest_queued_age_seconds or 0.0,
+        )
+        emails = outbox_stats()
+        yield GaugeMetricFamily(
+            "katakana_emails_unsent",
+            "Emails owed (results, invitations, reset links) not sent yet, still being tried.",
+            value=emails.unsent,
+        )
+        yield GaugeMetricFamily(
+            "katakana_emails_failed",
+            "Emails given up on after KATAKANA_EMAIL_MAX_ATTEMPTS sends; need an operator.",
+            value=emails.failed,
+        )
+        yield GaugeMetricFamily(
+            "katakana_oldest_unsent_email_age_seconds",
+            "Seconds the oldest unsent email has waited; 0 when none.",
+            value=emails.oldest_unsent_age_seconds or 0.0,
         )
 
     def _redis_counters(self) -> Iterator[Metric]:

@@ -1,4 +1,4 @@
-"""Reads for operations: the scoring queue as the database sees it.
+"""Reads for operations: the scoring queue and the email outbox as the database sees them.
 
 The database, not Redis, is the truth about what is waiting: a message can sit in Redis
 for a submission that is already done (a duplicate), and a QUEUED row can have lost its
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from server.submissions.models import Status, Submission
+from server.submissions.models import OutboxEmail, Status, Submission
 
 
 @dataclass(frozen=True)
@@ -46,4 +47,37 @@ def queue_stats() -> QueueStats:
         running=totals["running"],
         queued_rescores=totals["rescores"],
         oldest_queued_age_seconds=age,
+    )
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    # Owed and still being tried (including retries waiting for their back-off).
+    unsent: int
+    # Gave up at KATAKANA_EMAIL_MAX_ATTEMPTS: nobody will send these without an operator.
+    failed: int
+    oldest_unsent_age_seconds: float | None
+    last_error: str
+
+
+def outbox_stats() -> OutboxStats:
+    """Emails owed and not sent, those given up on, and how long the oldest has waited."""
+    pending = OutboxEmail.objects.filter(sent_at__isnull=True, skipped=False)
+    ceiling = settings.KATAKANA_EMAIL_MAX_ATTEMPTS
+    totals = pending.aggregate(
+        unsent=Count("id", filter=Q(attempts__lt=ceiling)),
+        failed=Count("id", filter=Q(attempts__gte=ceiling)),
+        oldest=Min("created_at", filter=Q(attempts__lt=ceiling)),
+    )
+    latest = (
+        pending.exclude(last_error="").order_by("-created_at").values_list("last_error", flat=True)
+    )
+    oldest = totals["oldest"]
+    return OutboxStats(
+        unsent=totals["unsent"],
+        failed=totals["failed"],
+        oldest_unsent_age_seconds=(
+            (timezone.now() - oldest).total_seconds() if oldest is not None else None
+        ),
+        last_error=(latest.first() or "")[:300],
     )

@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from server.ops import views
 from server.submissions.models import Status
 
 # The ops routes alone: these tests must not depend on the rest of the site's views.
@@ -63,3 +64,50 @@ def test_health_command_prints_json_and_exits_1_when_the_broker_is_down(settings
         call_command("health", "--skip-workers", "--skip-gpus", stdout=out)
     assert exit_.value.code == 1
     assert json.loads(out.getvalue())["checks"]["broker"]["ok"] is False
+
+
+def _owe_email(submission, *, minutes_old: float = 0, attempts: int = 0, error: str = ""):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from server.submissions.models import OutboxEmail
+
+    email = OutboxEmail.objects.create(
+        submission=submission,
+        generation=submission.generation,
+        kind="result",
+        to="learner@example.com",
+        attempts=attempts,
+        last_error=error,
+    )
+    OutboxEmail.objects.filter(pk=email.pk).update(
+        created_at=timezone.now() - dt.timedelta(minutes=minutes_old)
+    )
+    return email
+
+
+@pytest.mark.django_db
+def test_the_email_check_is_ok_while_emails_are_fresh_and_warns_when_they_are_stuck(
+    client, make_submission, settings
+) -> None:
+    _owe_email(make_submission(), minutes_old=2)
+    email = client.get("/healthz?scope=live").json()["checks"]["email"]
+    assert email["ok"] is True and email["unsent"] == 1 and email["failed"] == 0
+
+    _owe_email(make_submission(), minutes_old=40, attempts=5, error="SMTPConnectError: 421")
+    views._cached.clear()  # /healthz reuses a report for a few seconds
+    response = client.get("/healthz?scope=live")
+    email = response.json()["checks"]["email"]
+    assert email["ok"] is False and email["unsent"] == 2
+    assert 2300 < email["oldest_unsent_age_seconds"] < 2500
+    assert email["last_error"] == "SMTPConnectError: 421"
+    # Reported, never fatal: uploads are still accepted and scored meanwhile.
+    assert response.status_code == 200 and response.json()["ok"] is True
+
+
+@pytest.mark.django_db
+def test_an_email_given_up_on_fails_the_email_check(client, make_submission, settings) -> None:
+    _owe_email(make_submission(), attempts=settings.KATAKANA_EMAIL_MAX_ATTEMPTS, error="550")
+    email = client.get("/healthz?scope=live").json()["checks"]["email"]
+    assert email["ok"] is False and email["failed"] == 1 and email["unsent"] == 0

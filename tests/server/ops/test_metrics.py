@@ -70,6 +70,38 @@ def test_metrics_report_queue_length_and_oldest_queued_age(
     assert samples["katakana_submissions_running{}"] == 0
     assert 3500 < samples["katakana_oldest_queued_age_seconds{}"] < 3700
     assert samples["katakana_database_up{}"] == 1 and samples["katakana_broker_up{}"] == 1
+    assert samples["katakana_emails_unsent{}"] == 0
+    assert samples["katakana_emails_failed{}"] == 0
+    assert samples["katakana_oldest_unsent_email_age_seconds{}"] == 0
+
+
+@pytest.mark.django_db
+def test_metrics_count_unsent_and_failed_emails(
+    client, token, metrics_key, make_submission, settings
+) -> None:
+    from server.submissions.models import OutboxEmail
+
+    for attempts in (0, 2, settings.KATAKANA_EMAIL_MAX_ATTEMPTS):
+        submission = make_submission()
+        OutboxEmail.objects.create(
+            submission=submission,
+            generation=1,
+            kind="result",
+            to="l@example.com",
+            attempts=attempts,
+        )
+    sent = make_submission()
+    OutboxEmail.objects.create(
+        submission=sent,
+        generation=1,
+        kind="result",
+        to="l@example.com",
+        sent_at=dt.datetime.now(dt.UTC),
+    )
+    samples = scrape(client)
+    assert samples["katakana_emails_unsent{}"] == 2
+    assert samples["katakana_emails_failed{}"] == 1
+    assert samples["katakana_oldest_unsent_email_age_seconds{}"] >= 0
 
 
 @pytest.mark.django_db
