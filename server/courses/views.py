@@ -31,6 +31,7 @@ from server.courses.forms import (
 )
 from server.courses.models import Course, Enrollment, Role, TestSet
 from server.courses.services import testset_load
+from server.ops.health import email_trouble
 from server.submissions import charts, selectors, services
 from server.submissions.models import Submission
 
@@ -39,7 +40,12 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _nav(course: Course, active: str) -> dict[str, object]:
-    return {"course": course, "active": active, "queue": selectors.queue_health()}
+    return {
+        "course": course,
+        "active": active,
+        "queue": selectors.queue_health(),
+        "email_trouble": email_trouble(),
+    }
 
 
 @login_required

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from server.ops.broker import broker_redis
-from server.ops.selectors import outbox_stats, queue_stats
+from server.ops.selectors import OutboxStats, outbox_stats, queue_stats
 
 WORKER_PING_TIMEOUT_SECONDS = 1.0
 # An email still unsent after this long means SMTP (or every worker) has been failing for
@@ -100,6 +100,15 @@ def check_email() -> dict[str, Any]:
         "oldest_unsent_age_seconds": round(age, 1) if age is not None else None,
         "last_error": stats.last_error,
     }
+
+
+def email_trouble() -> OutboxStats | None:
+    """The outbox's numbers when emails are stuck (for the instructors' banner), else None."""
+    stats = outbox_stats()
+    age = stats.oldest_unsent_age_seconds
+    if stats.failed or (age is not None and age > EMAIL_STALE_SECONDS):
+        return stats
+    return None
 
 
 def health_report(

@@ -223,3 +223,12 @@ class OutboxEmail(models.Model):
                 name="outbox_email_has_one_subject",
             ),
         ]
+        indexes = [
+            # The unsent rows only: what the sweeper, /healthz and the instructors' banner
+            # read, a handful among every email ever sent.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(sent_at__isnull=True, skipped=False),
+                name="outbox_email_unsent",
+            )
+        ]

@@ -292,6 +292,29 @@ def test_a_congested_queue_shows_a_banner(client, course, instructor, learner):
     assert 'data-testid="queue-banner"' in client.get(leaderboard).content.decode()
 
 
+def test_emails_stuck_in_the_outbox_show_instructors_a_banner_with_the_smtp_error(
+    client, course, instructor, learner
+):
+    from server.submissions.models import OutboxEmail
+
+    leaderboard = reverse("leaderboard", args=[course.code])
+    _login(client, instructor)
+    submission = make_submission(course, learner, status=Status.SCORED)
+    email = OutboxEmail.objects.create(
+        submission=submission, generation=1, kind="result", to=learner.email, attempts=3,
+        last_error="SMTPAuthenticationError: 535 bad credentials",
+    )  # fmt: skip
+    assert 'data-testid="email-banner"' not in client.get(leaderboard).content.decode()
+
+    OutboxEmail.objects.filter(pk=email.pk).update(
+        created_at=timezone.now() - dt.timedelta(minutes=20)
+    )
+    page = client.get(leaderboard).content.decode()
+    assert 'data-testid="email-banner"' in page
+    assert "535 bad credentials" in page
+    assert "1 email (results, invitations or password-reset links) is waiting" in page
+
+
 def test_the_submission_browser_filters_by_learner_and_status(
     client, course, instructor, learner, other_learner
 ):
