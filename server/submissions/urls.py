@@ -10,4 +10,5 @@ urlpatterns = [
     path("submissions/<int:pk>/", views.submission_detail, name="submission_detail"),
     path("submissions/<int:pk>/status.json", views.submission_status, name="submission_status"),
     path("submissions/<int:pk>/result/", views.submission_result, name="submission_result"),
+    path("submissions/<int:pk>/archive.zip", views.submission_archive, name="submission_archive"),
 ]

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -212,3 +212,24 @@ def submission_result(request: HttpRequest, pk: int) -> HttpResponse:
 def submission_status(request: HttpRequest, pk: int) -> JsonResponse:
     submission = selectors.submission_for_user(request.user, pk)
     return JsonResponse(status_payload(submission))
+
+
+@login_required
+@never_cache
+def submission_archive(request: HttpRequest, pk: int) -> FileResponse:
+    """The zip as uploaded, for its learner and the course's instructors (404 otherwise).
+
+    Always an attachment of type application/zip with nosniff (SecurityMiddleware): the
+    learner's bytes are never rendered by the browser. 404 once the retention purge
+    (``purge_artefacts``) has deleted it.
+    """
+    submission = selectors.submission_for_user(request.user, pk)
+    archive = submission.archive
+    if not archive or not archive.storage.exists(archive.name):
+        raise Http404("the zip is no longer kept")
+    return FileResponse(
+        archive.open("rb"),
+        as_attachment=True,
+        filename=submission.original_name or f"submission-{submission.pk}.zip",
+        content_type="application/zip",
+    )

@@ -92,13 +92,44 @@ def test_an_upload_past_the_daily_quota_is_refused(client, course, learner):
     assert Submission.objects.count() == 3
 
 
-@pytest.mark.parametrize("route", ["submission_detail", "submission_status", "submission_result"])
+@pytest.mark.parametrize(
+    "route", ["submission_detail", "submission_status", "submission_result", "submission_archive"]
+)
 def test_a_learner_gets_404_for_another_learners_submission(
     client, course, learner, other_learner, route
 ):
     theirs = make_submission(course, other_learner, with_metrics=True)
     response = _login(client, learner).get(reverse(route, args=[theirs.pk]))
     assert response.status_code == 404
+
+
+def test_the_uploaded_zip_can_be_downloaded_by_its_learner_and_the_instructors_only(
+    client, course, learner, instructor
+):
+    _upload(_login(client, learner), course, name="私の提出.zip")
+    submission = Submission.objects.get(learner=learner)
+    url = reverse("submission_archive", args=[submission.pk])
+    assert url in client.get(reverse("submission_detail", args=[submission.pk])).content.decode()
+
+    for user in (learner, instructor):
+        response = _login(client, user).get(url)
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/zip"
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Disposition"].startswith("attachment;")
+        assert "%E7%A7%81%E3%81%AE%E6%8F%90%E5%87%BA.zip" in response["Content-Disposition"]
+        assert b"".join(response.streaming_content) == notebook_zip()
+
+
+def test_a_purged_zip_is_a_404_and_no_longer_linked(client, course, learner):
+    _upload(_login(client, learner), course)
+    submission = Submission.objects.get(learner=learner)
+    submission.archive.storage.delete(submission.archive.name)
+    Submission.objects.filter(pk=submission.pk).update(archive="")
+
+    assert client.get(reverse("submission_archive", args=[submission.pk])).status_code == 404
+    page = client.get(reverse("submission_detail", args=[submission.pk])).content.decode()
+    assert 'data-testid="archive-link"' not in page
 
 
 def test_a_learner_gets_404_for_a_course_they_are_not_in(client, course, learner):
