@@ -16,7 +16,7 @@ import logging
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -92,6 +92,22 @@ def password_reset_outbox_create(*, user: User) -> OutboxEmail:
     )
     _send_on_commit(email)
     return email
+
+
+def outbox_retry(emails: QuerySet[OutboxEmail]) -> int:
+    """Give unsent emails a fresh attempt budget and send them now (after commit).
+
+    For an operator once SMTP works again: rows given up at the attempt ceiling, or ones
+    waiting out a long back-off. Sent and skipped rows are left alone; the last error stays
+    until a send succeeds. Returns how many were queued.
+    """
+    pending = list(emails.filter(sent_at__isnull=True, skipped=False))
+    OutboxEmail.objects.filter(pk__in=[e.pk for e in pending]).update(
+        attempts=0, claimed_until=None
+    )
+    for email in pending:
+        _send_on_commit(email)
+    return len(pending)
 
 
 def _send_on_commit(email: OutboxEmail) -> None:

@@ -183,3 +183,72 @@ def test_verify_testsets_accepts_an_identical_copy_and_rejects_a_changed_byte(co
         call_command("verify_testsets", stdout=out)
     assert exit_.value.code == 1
     assert "test_data.npy differs" in out.getvalue()
+
+
+# --- resend_emails -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_resend_emails_sends_what_the_outbox_gave_up_on_and_nothing_already_sent(  # type: ignore[no-untyped-def]
+    make_submission, settings, eager_celery, django_capture_on_commit_callbacks
+) -> None:
+    from django.core import mail
+    from django.utils import timezone
+
+    from server.submissions.models import OutboxEmail
+
+    ceiling = settings.KATAKANA_EMAIL_MAX_ATTEMPTS
+    given_up = OutboxEmail.objects.create(
+        submission=make_submission(), generation=1, kind="result", to="a@example.com",
+        attempts=ceiling, last_error="SMTPAuthenticationError: 535",
+    )  # fmt: skip
+    sent = OutboxEmail.objects.create(
+        submission=make_submission(), generation=1, kind="result", to="b@example.com",
+        attempts=1, sent_at=timezone.now(),
+    )  # fmt: skip
+    opted_out = OutboxEmail.objects.create(
+        submission=make_submission(), generation=1, kind="result", to="c@example.com",
+        skipped=True,
+    )  # fmt: skip
+
+    assert run("resend_emails", "--dry-run") == "unsent emails: result 1\n"
+    assert mail.outbox == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert "queued 1 email(s)" in run("resend_emails")
+
+    assert [m.to for m in mail.outbox] == [["a@example.com"]]
+    given_up.refresh_from_db()
+    assert given_up.sent_at is not None and given_up.attempts == 1
+    assert given_up.last_error == ""
+    sent.refresh_from_db()
+    opted_out.refresh_from_db()
+    assert sent.attempts == 1 and opted_out.sent_at is None
+
+
+@pytest.mark.django_db
+def test_the_admin_action_sends_a_given_up_email_again(  # type: ignore[no-untyped-def]
+    client, make_submission, settings, eager_celery, django_capture_on_commit_callbacks
+) -> None:
+    from django.core import mail
+    from django.urls import reverse
+
+    from server.accounts.models import User
+    from server.submissions.models import OutboxEmail
+
+    email = OutboxEmail.objects.create(
+        submission=make_submission(), generation=1, kind="result", to="a@example.com",
+        attempts=settings.KATAKANA_EMAIL_MAX_ATTEMPTS,
+    )  # fmt: skip
+    admin = User.objects.create_superuser(email="root@example.com", password="pw-root-2026")
+    client.force_login(admin)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:submissions_outboxemail_changelist"),
+            {"action": "send_again", "_selected_action": [email.pk]},
+            follow=True,
+        )
+
+    assert response.status_code == 200
+    assert [m.to for m in mail.outbox] == [["a@example.com"]]
