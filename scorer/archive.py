@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import lzma
 import os
-import re
 import shutil
 import stat
 import struct
-import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from scorer.archive_names import DRIVE_LETTER, decode_entry_name, has_control_character, is_junk
 from scorer.errors import ErrorClass, ScoringError, gettext_noop
 
 MB = 1 << 20
@@ -243,73 +242,6 @@ def _open_zip(fp: BinaryIO) -> Iterator[zipfile.ZipFile]:
         raise reject("archive_corrupt", detail=repr(exc)) from exc
     with zf:
         yield zf
-
-
-# --- names: decoding and junk ------------------------------------------------------
-
-_MASK_UTF8_NAME = 1 << 11
-_UNICODE_PATH_EXTRA = 0x7075  # Info-ZIP's "Unicode Path" extra field
-DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
-_JUNK_DIRS = frozenset({"__MACOSX", ".ipynb_checkpoints", "__pycache__"})
-_JUNK_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
-
-
-def decode_entry_name(info: zipfile.ZipInfo) -> str:
-    """The entry's real name, NFC-normalised.
-
-    Without the UTF-8 flag zipfile decodes names as cp437, but Japanese Windows writes
-    cp932 and many unix tools write unflagged UTF-8. So we recover the raw bytes and try,
-    in order: Info-ZIP's Unicode Path field, UTF-8, cp932, and cp437 as a last resort.
-    Backslash checks must run after this: the second byte of ソ in cp932 is 0x5C.
-    NFC because macOS stores decomposed names (シ + ゛) that learners' code spells composed.
-    """
-    if info.flag_bits & _MASK_UTF8_NAME:
-        name = info.orig_filename
-    else:
-        raw = info.orig_filename.encode("cp437")
-        name = _unicode_path_field(info.extra, raw) or _decode_legacy(raw)
-    return unicodedata.normalize("NFC", name)
-
-
-def _unicode_path_field(extra: bytes, raw: bytes) -> str | None:
-    position = 0
-    while position + 4 <= len(extra):
-        tag, size = struct.unpack_from("<HH", extra, position)
-        data = extra[position + 4 : position + 4 + size]
-        position += 4 + size
-        # Only trust it while it still describes this name (CRC of the raw name).
-        if (
-            tag == _UNICODE_PATH_EXTRA
-            and len(data) > 5
-            and data[0] == 1
-            and struct.unpack_from("<L", data, 1)[0] == zlib.crc32(raw)
-        ):
-            try:
-                return data[5:].decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-    return None
-
-
-def _decode_legacy(raw: bytes) -> str:
-    for encoding in ("utf-8", "cp932"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("cp437")
-
-
-def has_control_character(name: str) -> bool:
-    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in name)
-
-
-def is_junk(parts: tuple[str, ...], is_dir: bool) -> bool:
-    """OS and editor leftovers the course's learners routinely zip up by accident."""
-    if any(part in _JUNK_DIRS for part in parts):
-        return True
-    last = parts[-1]
-    return not is_dir and (last in _JUNK_FILES or last.endswith(".pyc") or last.startswith("._"))
 
 
 # --- planning: every check that needs no decompression ---------------------------
