@@ -29,13 +29,14 @@ seconds (importing torch): on a host without spare cores it would slow the runni
 whose wall clock is the learner's, so by default the pool refills during a job only when
 the host has at least twice the job's CPUs plus two (``refill_while_busy``); otherwise it
 refills between jobs, and under a steady backlog some jobs run cold.
+
+The pool itself (profiles, slots, the keeper thread) is ``sandbox/warm_pool.py``.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -46,11 +47,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.base import CappedStream, InfrastructureError, Limits, Mount, RunResult, RunSpec
+from sandbox.base import InfrastructureError, Mount, RunResult, RunSpec
 from sandbox.docker_backend import (
     STREAM_JOIN_SECONDS,
     WARM_LABEL,
@@ -59,6 +59,7 @@ from sandbox.docker_backend import (
     prepare_host_paths,
     supervise,
 )
+from sandbox.warm_pool import JobStreams, Profile, Slot, WarmPlan, WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -67,187 +68,7 @@ HARNESS_TARGET = "/harness"
 CONTROL_TARGET = "/control"
 DATA_TARGET = "/work/1_data"
 DATA_FILE = "test_data.npy"
-READY_MARKER = b"[harness] warm: ready"
 DEFAULT_PRELOAD = ("numpy", "IPython.core.interactiveshell", "torch")
-# Kept of a warm container's own output before its job (diagnostics of a failed start).
-PRE_JOB_CAP_BYTES = 64 << 10
-
-
-@dataclass(frozen=True)
-class Profile:
-    """What a container is created with; a job runs warm only in a matching container."""
-
-    image: str
-    limits: Limits
-    env: tuple[tuple[str, str], ...]
-    labels: tuple[tuple[str, str], ...]
-    gpu: str | None
-    workdir: str
-
-    @classmethod
-    def of(cls, spec: RunSpec) -> Profile:
-        # Only what is fixed at creation: the wall limit, stream and output caps are the
-        # host's business and may differ from job to job.
-        limits = dataclasses.replace(
-            spec.limits, wall_seconds=0.0, stream_cap_bytes=0, out_max_bytes=0, out_max_files=0
-        )
-        return cls(
-            image=spec.image,
-            limits=limits,
-            env=tuple(sorted(spec.env.items())),
-            labels=tuple(sorted(spec.labels.items())),
-            gpu=spec.gpu,
-            workdir=spec.workdir,
-        )
-
-
-@dataclass(frozen=True)
-class WarmPlan:
-    """How a spec maps onto a slot: its submission folder, test data and job argv."""
-
-    profile: Profile
-    submission: Path
-    data: Path | None
-    argv: list[str]
-
-
-class _Sink:
-    """Stream sinks that start a fresh capture when the job begins."""
-
-    def __init__(self) -> None:
-        self.out = CappedStream(PRE_JOB_CAP_BYTES)
-        self.err = CappedStream(PRE_JOB_CAP_BYTES)
-        self.ready = threading.Event()
-        self._in_job = False
-
-    def feed_out(self, chunk: bytes) -> None:
-        self.out.feed(chunk)
-
-    def feed_err(self, chunk: bytes) -> None:
-        self.err.feed(chunk)
-        if not self._in_job and READY_MARKER in self.err.value():
-            self.ready.set()
-
-    def begin_job(self, cap: int) -> None:
-        self._in_job = True
-        self.out, self.err = CappedStream(cap), CappedStream(cap)
-
-
-@dataclass
-class Slot:
-    root: Path
-    name: str
-    token: str
-    container: Any
-    sink: _Sink
-    reader: threading.Thread
-    digest: str
-    created: float = field(default_factory=time.monotonic)
-
-    @property
-    def out_dir(self) -> Path:
-        return self.root / "out"
-
-    def alive(self) -> bool:
-        # The attach stream closes when the container dies (reaped, OOM while idle...).
-        return self.sink.ready.is_set() and self.reader.is_alive()
-
-
-class WarmPool:
-    """Keeps ``size`` ready containers of one profile; a keeper thread refills it."""
-
-    def __init__(
-        self,
-        backend: WarmDockerBackend,
-        profile: Profile,
-        size: int,
-    ) -> None:
-        self.backend = backend
-        self.profile = profile
-        self.size = size
-        self._ready: list[Slot] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._changed = threading.Condition(self._lock)
-        self.failures = 0
-        self._keeper = threading.Thread(target=self._keep, name="warm-pool", daemon=True)
-        self._keeper.start()
-
-    def take(self) -> Slot | None:
-        """A ready container for one job, or None (the caller runs cold)."""
-        found, dead = None, []
-        with self._lock:
-            while self._ready and found is None:
-                slot = self._ready.pop(0)
-                if slot.alive() and not self._expired(slot):
-                    found = slot
-                else:
-                    dead.append(slot)
-        self._wake.set()  # the keeper refills at once
-        for slot in dead:
-            self.backend.destroy(slot)
-        return found
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    def wait_ready(self, count: int, timeout: float) -> bool:
-        """Block until ``count`` containers are ready (benchmarks and tests)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._ready) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(min(left, 0.5))
-        return True
-
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._keeper.join(timeout=120)
-        with self._lock:
-            slots, self._ready = self._ready, []
-        for slot in slots:
-            self.backend.destroy(slot)
-
-    def _expired(self, slot: Slot) -> bool:
-        return time.monotonic() - slot.created > self.backend.idle_max_seconds
-
-    def _keep(self) -> None:
-        while not self._stop.is_set():
-            if not self.backend.may_refill(self.profile):
-                self._wake.wait(0.5)
-                self._wake.clear()
-                continue
-            with self._lock:
-                expired = [s for s in self._ready if self._expired(s) or not s.alive()]
-                self._ready = [s for s in self._ready if s not in expired]
-                missing = self.size - len(self._ready)
-            for slot in expired:
-                self.backend.destroy(slot)
-            if missing > 0 and not self._stop.is_set():
-                self._add_one()
-                continue
-            self._wake.wait(1.0)
-            self._wake.clear()
-
-    def _add_one(self) -> None:
-        try:
-            slot = self.backend.start_slot(self.profile)
-        except Exception as exc:  # noqa: BLE001 - the keeper must survive engine trouble
-            self.failures += 1
-            log.warning("warm pool: starting a container failed: %s", exc)
-            self._stop.wait(min(30.0, 2.0**self.failures))
-            return
-        self.failures = 0
-        with self._changed:
-            if self._stop.is_set():
-                self.backend.destroy(slot)
-                return
-            self._ready.append(slot)
-            self._changed.notify_all()
 
 
 class WarmDockerBackend:
@@ -411,7 +232,7 @@ class WarmDockerBackend:
         digest = self.cold.image_digest(profile.image)
         kwargs = self.cold._create_kwargs(spec)
         kwargs["labels"][WARM_LABEL] = str(int(self.idle_max_seconds))
-        sink = _Sink()
+        sink = JobStreams()
         container = None
         try:
             container = self._client.containers.create(**kwargs)

@@ -23,7 +23,8 @@ import pytest
 
 from sandbox.base import RUN_LABEL, Limits, Mount, RunResult, RunSpec
 from sandbox.docker_backend import DockerBackend
-from sandbox.warm import Slot, WarmDockerBackend
+from sandbox.warm import WarmDockerBackend
+from sandbox.warm_pool import Slot
 from scorer.pipeline import ScoreConfig, score_zip
 from tests.learner_models import build_verified_numpy, make_dataset, trained_params, zip_folder
 from tests.sandbox.conftest import (
