@@ -102,6 +102,46 @@ def docker_image_exists(tag: str) -> bool:
     return probe.returncode == 0
 
 
+def prune(*, keep: int = 1, repo: str = IMAGE_REPO) -> list[str]:
+    """Delete the rootfs folders and image tags of other recipe hashes; return what went.
+
+    Every recipe change leaves a 1.4 GB rootfs and a 1.3 GB image behind, which would
+    fill a small disk within a few upgrades. The current recipe's are never touched and
+    the ``keep`` newest others are spared, for runs still in flight on a just-replaced
+    image. Docker refuses to remove an image a container still uses; that tag stays.
+    """
+    current = content_hash()
+    removed: list[str] = []
+    folders = [
+        path
+        for path in cache_dir().glob("rootfs-*")
+        if path.is_dir() and path.name != f"rootfs-{current}" and not path.name.endswith(".partial")
+    ]
+    folders.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    for path in folders[keep:]:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(str(path))
+    if shutil.which("docker") is None:
+        return removed
+    listing = subprocess.run(
+        ["docker", "images", repo, "--format", "{{.Tag}}\t{{.CreatedAt}}"],
+        capture_output=True,
+        text=True,
+    )
+    if listing.returncode != 0:
+        return removed
+    tags = []
+    for line in listing.stdout.splitlines():
+        tag, _, created = line.partition("\t")
+        if tag.startswith("cpu-") and tag != f"cpu-{current}":
+            tags.append((created, tag))
+    for _created, tag in sorted(tags, reverse=True)[keep:]:
+        done = subprocess.run(["docker", "rmi", f"{repo}:{tag}"], capture_output=True)
+        if done.returncode == 0:
+            removed.append(f"{repo}:{tag}")
+    return removed
+
+
 def build(*, force: bool = False, with_docker: bool = True) -> BuildResult:
     started = time.monotonic()
     hash_ = content_hash()
