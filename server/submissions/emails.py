@@ -58,37 +58,28 @@ def outbox_create(submission: Submission) -> OutboxEmail:
 
 def invitation_outbox_create(*, user: User, course: Course, invited_by: User | None) -> OutboxEmail:
     """The invitation owed to ``user`` for ``course``: a pending one is reused, not doubled."""
-    pending = OutboxEmail.objects.filter(
-        kind=EmailKind.INVITATION,
-        recipient=user,
-        course=course,
-        sent_at__isnull=True,
-        skipped=False,
-        attempts__lt=settings.KATAKANA_EMAIL_MAX_ATTEMPTS,
-    ).first()
-    email = pending or OutboxEmail.objects.create(
-        kind=EmailKind.INVITATION,
-        recipient=user,
-        course=course,
-        invited_by=invited_by,
-        to=user.email,
-    )
-    _send_on_commit(email)
-    return email
+    return _account_email(EmailKind.INVITATION, user, course=course, invited_by=invited_by)
 
 
 def password_reset_outbox_create(*, user: User) -> OutboxEmail:
     """The reset email owed to ``user``: a pending one is reused (its link is made when it
     is sent, so a send delayed by an SMTP outage still carries a fresh token)."""
+    return _account_email(EmailKind.PASSWORD_RESET, user)
+
+
+def _account_email(kind: str, user: User, **fields: object) -> OutboxEmail:
+    """An unsent, still-tried email of this kind to ``user`` (and course), else a new one;
+    sent after commit either way."""
     pending = OutboxEmail.objects.filter(
-        kind=EmailKind.PASSWORD_RESET,
+        kind=kind,
         recipient=user,
         sent_at__isnull=True,
         skipped=False,
         attempts__lt=settings.KATAKANA_EMAIL_MAX_ATTEMPTS,
+        **({"course": fields["course"]} if "course" in fields else {}),
     ).first()
     email = pending or OutboxEmail.objects.create(
-        kind=EmailKind.PASSWORD_RESET, recipient=user, to=user.email
+        kind=kind, recipient=user, to=user.email, **fields
     )
     _send_on_commit(email)
     return email
