@@ -93,10 +93,10 @@ def _minutes(seconds: int) -> int:
 
 def upload_wait_message(seconds: int) -> str:
     return ngettext(
-        "You have uploaded many files in a short time. Please check your zip with "
-        "python -m scorer check and upload again in %(minutes)d minute.",
-        "You have uploaded many files in a short time. Please check your zip with "
-        "python -m scorer check and upload again in %(minutes)d minutes.",
+        "You have uploaded many files in a short time. Please check your zip with the "
+        "local check (katakana-check, see the guide) and upload again in %(minutes)d minute.",
+        "You have uploaded many files in a short time. Please check your zip with the "
+        "local check (katakana-check, see the guide) and upload again in %(minutes)d minutes.",
         _minutes(seconds),
     ) % {"minutes": _minutes(seconds)}
 

@@ -77,7 +77,7 @@ def test_uploads_past_the_limit_are_refused_before_they_are_stored(  # type: ign
 
     assert refused.status_code == 429
     assert Submission.objects.filter(learner=learner).count() == 2
-    assert "python -m scorer check" in refused.content.decode()
+    assert "local check (katakana-check, see the guide)" in refused.content.decode()
 
 
 def test_the_api_answers_429_with_retry_after_past_the_limit(  # type: ignore[no-untyped-def]
