@@ -73,11 +73,11 @@ def test_uploads_past_the_limit_are_refused_before_they_are_stored(  # type: ign
     assert [r.status_code for r in first] == [200, 200]  # rejected by intake, kept
     assert Submission.objects.filter(learner=learner).count() == 2
 
-    refused = client.post(url, {"archive": broken_zip()}, HTTP_ACCEPT_LANGUAGE="en")
+    refused = client.post(url, {"archive": broken_zip()})  # the learner reads Japanese
 
     assert refused.status_code == 429
     assert Submission.objects.filter(learner=learner).count() == 2
-    assert "local check (katakana-check, see the guide)" in refused.content.decode()
+    assert "ローカルチェック（katakana-check、ガイドを参照）" in refused.content.decode()
 
 
 def test_the_api_answers_429_with_retry_after_past_the_limit(  # type: ignore[no-untyped-def]
