@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,9 +178,6 @@ def score_once(
     gpu: str | None,
     tag: str,
 ) -> dict[str, Any]:
-    wait_full = getattr(backend, "wait_until_full", None)
-    if wait_full is not None:
-        wait_full(240.0)  # measure a warm start, not a refill racing the run
     config = ScoreConfig(
         backend=backend,
         image=image,
@@ -206,6 +203,21 @@ def score_once(
         "setup": d.get("harness_setup"),
         "predict": d.get("harness_predict"),
     }
+
+
+def quiesce(backends: Iterable[SandboxBackend]) -> None:
+    """Wait until every warm pool is full again before a timed run.
+
+    After a warm run the pool starts a replacement container, which imports numpy,
+    IPython and torch: seconds of CPU. Whatever run came next used to race that refill;
+    on 2 cores it slowed the bwrap run that followed the warm one by 60 % (numpy CNN
+    predict 2.1 s against 1.3 s), which read as a cost of bubblewrap. Waiting here makes
+    every mode, the warm one included, start on a quiet machine.
+    """
+    for backend in backends:
+        wait_full = getattr(backend, "wait_until_full", None)
+        if wait_full is not None:
+            wait_full(240.0)
 
 
 def summarise(values: list[float]) -> dict[str, float | int | None]:
@@ -253,6 +265,7 @@ def run_sandbox_bench(
             for sample in samples:
                 for mode, backend in backends.items():
                     tag = f"{sample.name[:8]}-{mode}-{rep + 1}".replace("_", "")
+                    quiesce(backends.values())
                     row = score_once(
                         mode, backend, sample, testset, work, image=image, gpu=gpu_id, tag=tag
                     )
