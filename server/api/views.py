@@ -16,6 +16,7 @@ from server.courses.models import Course, Enrollment, Role
 from server.ratelimits import upload_limited, upload_wait_message
 from server.submissions.forms import UploadForm
 from server.submissions.models import Submission
+from server.submissions.quota import quota_state
 from server.submissions.selectors import submission_for_user
 from server.submissions.services import SubmissionRejected, submission_create
 
@@ -118,9 +119,21 @@ def _submission_create(request: HttpRequest) -> HttpResponse:
             learner=request.user, course=course, upload=form.cleaned_data["archive"]
         )
     except SubmissionRejected as rejected:
-        extra = {"submission": rejected.submission.pk} if rejected.submission else {}
+        extra: dict[str, object] = {}
+        if rejected.submission:
+            extra["submission"] = rejected.submission.pk
+        retry_after = None
+        if rejected.code == "quota_exhausted":
+            # A client can sleep until the course day turns over instead of polling.
+            enrollment = Enrollment.objects.get(user=request.user, course=course)
+            state = quota_state(enrollment)
+            extra["resets_at"] = state.resets_at.isoformat()
+            retry_after = max(1, state.seconds_to_reset)
         status = REJECTION_STATUS.get(rejected.code, 422)
-        return api_error(status, rejected.code, rejected.message, **extra)
+        response = api_error(status, rejected.code, rejected.message, **extra)
+        if retry_after is not None:
+            response["Retry-After"] = str(retry_after)
+        return response
     url = request.build_absolute_uri(reverse("api:submission", args=[created.pk]))
     response = JsonResponse(
         {

@@ -118,6 +118,31 @@ def test_uploading_a_zip_creates_a_queued_submission(api, learner, learner_token
     assert body["url"].endswith(reverse("api:submission", args=[submission.pk]))
 
 
+def test_an_upload_past_the_daily_quota_says_when_it_resets(  # type: ignore[no-untyped-def]
+    api, course, learner, learner_token, tmp_path
+):
+    import datetime as dt
+
+    for _ in range(course.daily_quota):
+        make_submission(course, learner, status=Status.SCORED, accuracy=0.9)
+    upload = zip_upload(tmp_path, {"submit_katakana.py": VERIFIED})
+
+    response = api.post(
+        reverse("api:submissions"), {"archive": upload, "course": CODE}, **bearer(learner_token)
+    )
+
+    assert response.status_code == 429
+    body = response.json()
+    assert body["code"] == "quota_exhausted"
+    resets_at = dt.datetime.fromisoformat(body["resets_at"])
+    # Midnight of the course's time zone (Asia/Tokyo), within the next day.
+    assert resets_at.astimezone(course.tz).time() == dt.time(0, 0)
+    wait = int(response["Retry-After"])
+    expected = (resets_at - timezone.now()).total_seconds()
+    assert 0 < wait <= 86400 and abs(wait - expected) < 5
+    assert Submission.objects.filter(learner=learner).count() == course.daily_quota
+
+
 def test_the_course_may_be_left_out_when_the_learner_has_only_one(
     api, learner, learner_token, tmp_path
 ):  # type: ignore[no-untyped-def]
