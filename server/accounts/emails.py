@@ -14,15 +14,14 @@ from collections.abc import Callable
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from server.accounts.models import User
 from server.accounts.tokens import invitation_token_generator
 from server.courses.models import Course
+from server.submissions.emails import render_email
 
 
 def invitation_link(user: User) -> str:
@@ -73,19 +72,12 @@ def password_reset_message(*, user: User) -> EmailMultiAlternatives:
 def _message(
     base: str, user: User, context: Callable[[], dict[str, object]]
 ) -> EmailMultiAlternatives:
-    """Subject / text / HTML from ``emails/<base>*`` in the user's language."""
+    """``emails/<base>*`` in the user's language, to the user's current address."""
     language = user.language or settings.LANGUAGE_CODE
-    with translation.override(language):
-        values = {"user": user, **context()}
-        subject = " ".join(render_to_string(f"emails/{base}_subject.txt", values).split())
-        text = render_to_string(f"emails/{base}.txt", values)
-        html = render_to_string(f"emails/{base}.html", values)
-    message = EmailMultiAlternatives(
-        subject,
-        text,
-        settings.DEFAULT_FROM_EMAIL,
-        [user.email],
+    return render_email(
+        base,
+        language=language,
+        to=user.email,
+        context=lambda: {"user": user, **context()},
         headers={"Content-Language": language},
     )
-    message.attach_alternative(html, "text/html")
-    return message

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -31,6 +30,7 @@ from django.utils.translation import gettext as _
 
 from server.accounts.models import User
 from server.courses.models import Course, Enrollment, Role
+from server.submissions.emails import invitation_outbox_create
 from server.submissions.models import EmailKind, OutboxEmail
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
@@ -195,7 +195,7 @@ def learners_import(
         raise ImportFileError(_("The file has more than %(limit)d lines.") % {"limit": MAX_ROWS})
 
     report = ImportReport()
-    to_invite: list[int] = []
+    to_invite: list[User] = []
     first_line: dict[str, int] = {}
     with transaction.atomic():
         for row in rows:
@@ -206,8 +206,8 @@ def learners_import(
             email = _clean_email(row.email)
             first_line[email] = row.line
             _import_row(row, email, course, report, to_invite, resend_invitations)
-        for user_id in to_invite:
-            _invite(user_id, course, invited_by)
+        for user in to_invite:
+            invitation_outbox_create(user=user, course=course, invited_by=invited_by)
     return report
 
 
@@ -238,7 +238,7 @@ def _import_row(
     email: str,
     course: Course,
     report: ImportReport,
-    to_invite: list[int],
+    to_invite: list[User],
     resend: bool,
 ) -> None:
     entry = ImportedLearner(line=row.line, email=email, name=row.name)
@@ -249,7 +249,7 @@ def _import_row(
         user.save()
         Enrollment.objects.create(user=user, course=course, role=Role.LEARNER)
         report.created.append(entry)
-        to_invite.append(user.pk)
+        to_invite.append(user)
         return
     # An existing enrolment is left as it is: never demote an instructor to learner.
     _enrollment, created = Enrollment.objects.get_or_create(
@@ -261,14 +261,7 @@ def _import_row(
     never_activated = not user.has_usable_password() and user.last_login is None
     if never_activated and (created or resend):
         report.reinvited.append(entry)
-        to_invite.append(user.pk)
-
-
-def _invite(user_id: int, course: Course, invited_by: User | None) -> None:
-    from server.submissions.emails import invitation_outbox_create
-
-    user = User.objects.get(pk=user_id)
-    invitation_outbox_create(user=user, course=course, invited_by=invited_by)
+        to_invite.append(user)
 
 
 @dataclass
@@ -286,7 +279,7 @@ class PendingInvitation:
             return "none"
         if self.email.sent_at is not None:
             return "sent"
-        if self.email.attempts >= settings.KATAKANA_EMAIL_MAX_ATTEMPTS:
+        if self.email.given_up:
             return "failed"
         return "sending"
 

@@ -92,9 +92,8 @@ def check_email() -> dict[str, Any]:
     except DatabaseError as exc:
         return {"ok": False, "error": _short(exc)}
     age = stats.oldest_unsent_age_seconds
-    stale = age is not None and age > EMAIL_STALE_SECONDS
     return {
-        "ok": not stale and stats.failed == 0,
+        "ok": not emails_stuck(stats),
         "unsent": stats.unsent,
         "failed": stats.failed,
         "oldest_unsent_age_seconds": round(age, 1) if age is not None else None,
@@ -102,13 +101,16 @@ def check_email() -> dict[str, Any]:
     }
 
 
+def emails_stuck(stats: OutboxStats) -> bool:
+    """An email was given up on, or the oldest unsent one has waited too long."""
+    age = stats.oldest_unsent_age_seconds
+    return stats.failed > 0 or (age is not None and age > EMAIL_STALE_SECONDS)
+
+
 def email_trouble() -> OutboxStats | None:
     """The outbox's numbers when emails are stuck (for the instructors' banner), else None."""
     stats = outbox_stats()
-    age = stats.oldest_unsent_age_seconds
-    if stats.failed or (age is not None and age > EMAIL_STALE_SECONDS):
-        return stats
-    return None
+    return stats if emails_stuck(stats) else None
 
 
 def health_report(

@@ -62,16 +62,17 @@ class OutboxStats:
 
 def outbox_stats() -> OutboxStats:
     """Emails owed and not sent, those given up on, and how long the oldest has waited."""
-    pending = OutboxEmail.objects.filter(sent_at__isnull=True, skipped=False)
+    unsent = OutboxEmail.objects.unsent()
     ceiling = settings.KATAKANA_EMAIL_MAX_ATTEMPTS
-    totals = pending.aggregate(
+    totals = unsent.aggregate(
         unsent=Count("id", filter=Q(attempts__lt=ceiling)),
         failed=Count("id", filter=Q(attempts__gte=ceiling)),
         oldest=Min("created_at", filter=Q(attempts__lt=ceiling)),
     )
-    latest = (
-        pending.exclude(last_error="").order_by("-created_at").values_list("last_error", flat=True)
-    )
+    last_error = ""
+    if totals["unsent"] or totals["failed"]:  # the usual answer is none: no second query
+        latest = unsent.exclude(last_error="").order_by("-created_at")
+        last_error = (latest.values_list("last_error", flat=True).first() or "")[:300]
     oldest = totals["oldest"]
     return OutboxStats(
         unsent=totals["unsent"],
@@ -79,5 +80,5 @@ def outbox_stats() -> OutboxStats:
         oldest_unsent_age_seconds=(
             (timezone.now() - oldest).total_seconds() if oldest is not None else None
         ),
-        last_error=(latest.first() or "")[:300],
+        last_error=last_error,
     )

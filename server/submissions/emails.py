@@ -12,6 +12,7 @@ re-sent by the sweeper.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -67,19 +68,16 @@ def password_reset_outbox_create(*, user: User) -> OutboxEmail:
     return _account_email(EmailKind.PASSWORD_RESET, user)
 
 
-def _account_email(kind: str, user: User, **fields: object) -> OutboxEmail:
-    """An unsent, still-tried email of this kind to ``user`` (and course), else a new one;
-    sent after commit either way."""
-    pending = OutboxEmail.objects.filter(
-        kind=kind,
-        recipient=user,
-        sent_at__isnull=True,
-        skipped=False,
-        attempts__lt=settings.KATAKANA_EMAIL_MAX_ATTEMPTS,
-        **({"course": fields["course"]} if "course" in fields else {}),
-    ).first()
+def _account_email(
+    kind: str, user: User, *, course: Course | None = None, invited_by: User | None = None
+) -> OutboxEmail:
+    """A still-tried email of this kind to ``user`` (for ``course``), else a new one; sent
+    after commit either way."""
+    pending = (
+        OutboxEmail.objects.still_tried().filter(kind=kind, recipient=user, course=course).first()
+    )
     email = pending or OutboxEmail.objects.create(
-        kind=kind, recipient=user, to=user.email, **fields
+        kind=kind, recipient=user, course=course, invited_by=invited_by, to=user.email
     )
     _send_on_commit(email)
     return email
@@ -92,7 +90,7 @@ def outbox_retry(emails: QuerySet[OutboxEmail]) -> int:
     waiting out a long back-off. Sent and skipped rows are left alone; the last error stays
     until a send succeeds. Returns how many were queued.
     """
-    pending = list(emails.filter(sent_at__isnull=True, skipped=False))
+    pending = list(emails.unsent())
     OutboxEmail.objects.filter(pk__in=[e.pk for e in pending]).update(
         attempts=0, claimed_until=None
     )
@@ -124,15 +122,13 @@ def outbox_send(outbox_id: int) -> str:
     not start a second retry chain beside the task's own.
     """
     now = timezone.now()
-    claimed = OutboxEmail.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now),
-        pk=outbox_id,
-        sent_at__isnull=True,
-        skipped=False,
-        attempts__lt=settings.KATAKANA_EMAIL_MAX_ATTEMPTS,
-    ).update(
-        claimed_until=now + timezone.timedelta(seconds=settings.EMAIL_TIMEOUT * 3 + 30),
-        attempts=F("attempts") + 1,
+    claimed = (
+        OutboxEmail.objects.still_tried()
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now), pk=outbox_id)
+        .update(
+            claimed_until=now + timezone.timedelta(seconds=settings.EMAIL_TIMEOUT * 3 + 30),
+            attempts=F("attempts") + 1,
+        )
     )
     if not claimed:
         return "not-claimed"
@@ -146,7 +142,7 @@ def outbox_send(outbox_id: int) -> str:
         build_message(email).send()
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        if email.attempts >= settings.KATAKANA_EMAIL_MAX_ATTEMPTS:
+        if email.given_up:
             OutboxEmail.objects.filter(pk=outbox_id).update(claimed_until=None, last_error=error)
             log.error("email %s: giving up after %s attempts: %s", outbox_id, email.attempts, error)
             return "gave-up"
@@ -222,12 +218,31 @@ def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
         return password_reset_message(user=email.recipient)
     submission = email.submission
     assert submission is not None
-    with translation.override(submission.learner.language or settings.LANGUAGE_CODE):
-        context = email_context(submission)
-        base = f"emails/{email.kind}"
-        subject = " ".join(render_to_string(f"{base}_subject.txt", context).split())
-        text = render_to_string(f"{base}.txt", context)
-        html = render_to_string(f"{base}.html", context)
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [email.to])
+    return render_email(
+        str(email.kind),
+        language=submission.learner.language or settings.LANGUAGE_CODE,
+        to=email.to,
+        context=lambda: email_context(submission),
+    )
+
+
+def render_email(
+    base: str,
+    *,
+    language: str,
+    to: str,
+    context: Callable[[], dict[str, object]],
+    headers: dict[str, str] | None = None,
+) -> EmailMultiAlternatives:
+    """Subject / text / HTML from ``templates/emails/<base>*`` in ``language``; the
+    context is built inside that language, since it holds translated strings."""
+    with translation.override(language):
+        values = context()
+        subject = " ".join(render_to_string(f"emails/{base}_subject.txt", values).split())
+        text = render_to_string(f"emails/{base}.txt", values)
+        html = render_to_string(f"emails/{base}.html", values)
+    message = EmailMultiAlternatives(
+        subject, text, settings.DEFAULT_FROM_EMAIL, [to], headers=headers
+    )
     message.attach_alternative(html, "text/html")
     return message

@@ -148,6 +148,17 @@ class EmailKind(models.TextChoices):
     PASSWORD_RESET = "password_reset", _("password reset")
 
 
+class OutboxEmailQuerySet(models.QuerySet["OutboxEmail"]):
+    def unsent(self) -> OutboxEmailQuerySet:
+        """Owed and not sent: not yet accepted by the mail server, not skipped on purpose
+        (the partial index ``outbox_email_unsent`` covers exactly these rows)."""
+        return self.filter(sent_at__isnull=True, skipped=False)
+
+    def still_tried(self) -> OutboxEmailQuerySet:
+        """Unsent and under the attempt ceiling: the task or the sweeper will send them."""
+        return self.unsent().filter(attempts__lt=settings.KATAKANA_EMAIL_MAX_ATTEMPTS)
+
+
 class OutboxEmail(models.Model):
     """The email outbox: every email the site owes someone, one row each, sent at most once.
 
@@ -195,6 +206,8 @@ class OutboxEmail(models.Model):
         ),
     )
 
+    objects = OutboxEmailQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -232,3 +245,8 @@ class OutboxEmail(models.Model):
                 name="outbox_email_unsent",
             )
         ]
+
+    @property
+    def given_up(self) -> bool:
+        """Unsent after KATAKANA_EMAIL_MAX_ATTEMPTS sends: only an operator sends it now."""
+        return self.sent_at is None and self.attempts >= settings.KATAKANA_EMAIL_MAX_ATTEMPTS

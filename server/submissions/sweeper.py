@@ -120,13 +120,14 @@ def _resend_unsent_emails(now: timezone.datetime) -> int:
     grace = timezone.timedelta(seconds=settings.KATAKANA_REQUEUE_GRACE_SECONDS)
     # A failed send holds its claim until its retry is due; past that plus the grace, the
     # retry message was lost. Rows at the attempt ceiling are left to the operator.
-    pending = OutboxEmail.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now - grace),
-        sent_at__isnull=True,
-        skipped=False,
-        attempts__lt=settings.KATAKANA_EMAIL_MAX_ATTEMPTS,
-        created_at__lt=now - grace,
-    ).values_list("pk", flat=True)
+    pending = (
+        OutboxEmail.objects.still_tried()
+        .filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now - grace),
+            created_at__lt=now - grace,
+        )
+        .values_list("pk", flat=True)
+    )
     count = 0
     for pk in pending:
         send_outbox_email.delay(pk)

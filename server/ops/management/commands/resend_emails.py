@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="count, change nothing")
 
     def handle(self, *args, dry_run: bool, **options):  # type: ignore[no-untyped-def]
-        unsent = OutboxEmail.objects.filter(sent_at__isnull=True, skipped=False)
+        unsent = OutboxEmail.objects.unsent()
         by_kind = dict(unsent.values_list("kind").annotate(n=Count("id")).order_by("kind"))
         summary = ", ".join(f"{kind} {n}" for kind, n in by_kind.items()) or "none"
         if dry_run:
