@@ -30,10 +30,13 @@ class ErrorClass(StrEnum):
     MEMORY_LIMIT = "memory_limit"
     OUTPUT_TOO_LARGE = "output_too_large"
     INFRASTRUCTURE = "infrastructure"
+    # A legacy zip whose use of test_label the server could not follow: a final verdict
+    # (rerunning cannot help) but not the learner's fault under the course's own rules.
+    LEGACY_UNTRACEABLE = "legacy_untraceable"
 
     @property
     def charged_to_learner(self) -> bool:
-        return self is not ErrorClass.INFRASTRUCTURE
+        return self not in (ErrorClass.INFRASTRUCTURE, ErrorClass.LEGACY_UNTRACEABLE)
 
 
 # Title and "what to do" advice per error class, shown to learners and in emails.
@@ -90,6 +93,15 @@ ERROR_CLASS_TEXT: dict[ErrorClass, tuple[str, str]] = {
     ErrorClass.OUTPUT_TOO_LARGE: (
         gettext_noop("Your code produced too much output"),
         gettext_noop("Remove large print statements and write no big files."),
+    ),
+    ErrorClass.LEGACY_UNTRACEABLE: (
+        gettext_noop("The server could not follow how your code uses the test labels"),
+        gettext_noop(
+            "This did not use up a submission. Keep the course's accuracy code "
+            "(np.argmax(test_label, axis=1) compared with == to your predictions) without "
+            "converting test_label to a list or tensor, or define predict(test_data) as in "
+            "the template notebook on the guide page."
+        ),
     ),
     ErrorClass.INFRASTRUCTURE: (
         gettext_noop("The scoring server had a problem"),

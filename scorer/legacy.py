@@ -1,21 +1,31 @@
-"""Reading a legacy-contract run: the printed score lines and the decoy judgement.
+"""Reading a legacy-contract run: the recorded comparisons, or the self-reported lines.
 
-In the legacy contract the learner's ``func_predict`` reports its own loss and accuracy
-and the server's ``util.py`` prints ``Test loss: x`` / ``Test accuracy: x`` as the last
-lines; the score exists only on stdout. Because learner code computes those numbers,
-``util.py`` also feeds one decoy batch whose labels are all wrong
-(``sandbox/runner/legacy_util.py``); ``judge_decoy`` decides whether to trust the score.
+By default (``score_recorded``) the learner's ``func_predict`` receives a label stand-in
+that records, per test image, the class the code compared the label with
+(``sandbox/runner/legacy_util.py``); the host scores that record against labels that
+never entered the sandbox, exactly as the verified contract's predictions, and the score
+is trusted. A record that does not cover every image exactly once is a not-charged
+``legacy_untraceable`` error.
+
+Only in a course's opt-in labelled mode does ``func_predict`` get the real labels and
+report its own loss and accuracy: the server's ``util.py`` prints ``Test loss: x`` /
+``Test accuracy: x`` as the last lines and feeds one decoy batch whose labels are all
+wrong; ``judge_decoy`` decides whether to trust that self-reported score.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from scorer.errors import ErrorClass, ScoringError, gettext_noop
-from scorer.predictions import DECOY_FILE, read_result_json
+from scorer.metrics import Metrics, compute_metrics
+from scorer.predictions import DECOY_FILE, read_legacy_record, read_result_json
 
 EXPECTED_SIZE = 14500
 TAIL_CHARS = 4000
@@ -26,9 +36,26 @@ DECOY_MARGIN = 0.10
 # util.py records the numbers it printed; a later learner print of other numbers differs.
 REPORT_TOLERANCE = 1e-9
 
-MSG_SIZE = gettext_noop(
-    "makedataset() returned %(n)s images; the test set has %(expected)s. Keep the line "
-    "'test_data= util.loaddata()' and do not drop or add images."
+UNTRACED_CODE = "legacy_labels_untraced"
+# The number is the host's; what the run printed is never shown (it is learner-chosen).
+MSG_SIZE_FEWER = gettext_noop(
+    "makedataset() returned fewer images than the %(expected)s of the test set. Keep the "
+    "line 'test_data= util.loaddata()' and do not drop images."
+)
+MSG_SIZE_MORE = gettext_noop(
+    "makedataset() returned more images than the %(expected)s of the test set. Keep the "
+    "line 'test_data= util.loaddata()' and do not add images."
+)
+MSG_NOT_RECORDED = gettext_noop(
+    "util.accuracy(func_predict, test_data) from the server's util.py never finished: keep "
+    "main() as in the course template, and do not replace or shadow util."
+)
+MSG_UNTRACED = gettext_noop(
+    "The server could not follow how your func_predict uses test_label for every image (it "
+    "compares np.argmax(test_label, axis=1) with your predictions; converting test_label to "
+    "a list, a tensor or another library's type hides that). This run was not counted: "
+    "compute the accuracy as in the course's common/ code, or submit with "
+    "predict(test_data) as in the guide's template notebook."
 )
 MSG_NO_LINES = gettext_noop(
     "The run printed no 'Test loss:' and 'Test accuracy:' lines: main() must call "
@@ -38,12 +65,11 @@ MSG_NOT_NUMBER = gettext_noop(
     "func_predict must return (loss, accuracy) as numbers; the printed %(line)s was not a number."
 )
 MSG_OUT_OF_RANGE = gettext_noop(
-    "The printed accuracy %(accuracy)s is not between 0 and 1: func_predict must return "
-    "the accuracy as a fraction."
+    "The printed accuracy is not between 0 and 1: func_predict must return the accuracy "
+    "as a fraction."
 )
 
 _LINE = re.compile(r"^Test (loss|accuracy):[ \t]?(.*)$", re.MULTILINE)
-_SIZE_LINE = re.compile(r"^(\d+) label_pred", re.MULTILINE)
 
 
 def _tail(stdout: str, stderr: str) -> str:
@@ -69,12 +95,9 @@ def parse_legacy_stdout(stdout: str, stderr: str = "") -> tuple[float, float]:
         raise ScoringError(
             ErrorClass.WRONG_OUTPUT, "legacy_no_score_lines", MSG_NO_LINES, detail=detail
         )
-    if values["accuracy"] in SIZE_MESSAGES or values["loss"] in SIZE_MESSAGES:
-        sizes = _SIZE_LINE.findall(stdout)
-        params = {"n": int(sizes[-1]) if sizes else "?", "expected": EXPECTED_SIZE}
-        raise ScoringError(
-            ErrorClass.WRONG_OUTPUT, "legacy_size_mismatch", MSG_SIZE, params, detail=detail
-        )
+    size_error = _size_error(values["accuracy"], values["loss"], detail=detail)
+    if size_error is not None:
+        raise size_error
     numbers = {}
     for kind in ("loss", "accuracy"):
         try:
@@ -94,10 +117,80 @@ def parse_legacy_stdout(stdout: str, stderr: str = "") -> tuple[float, float]:
             ErrorClass.WRONG_OUTPUT,
             "legacy_accuracy_out_of_range",
             MSG_OUT_OF_RANGE,
-            {"accuracy": values["accuracy"][:40]},
             detail=detail,
         )
     return numbers["loss"], numbers["accuracy"]
+
+
+def _size_error(*printed: str, detail: str = "") -> ScoringError | None:
+    """The course's size message among the printed values, as our own fixed error."""
+    if SIZE_MESSAGES[0] in printed:
+        message = MSG_SIZE_FEWER
+    elif SIZE_MESSAGES[1] in printed:
+        message = MSG_SIZE_MORE
+    else:
+        return None
+    params = {"expected": EXPECTED_SIZE}
+    return ScoringError(
+        ErrorClass.WRONG_OUTPUT, "legacy_size_mismatch", message, params, detail=detail
+    )
+
+
+def score_recorded(out_dir: Path, labels: np.ndarray, stdout: str) -> tuple[Metrics, list[str]]:
+    """Metrics of a recording-mode legacy run, computed as for the verified contract.
+
+    The accuracy is ``correct / N``: what the course's util prints for code that computes
+    each batch's accuracy as ``np.sum(y == t) / 500`` (the batch-weighted mean of exact
+    counts is exact). The loss needs the learner's probabilities, seen only when the
+    code multiplies the one-hot labels with ``log(y)``; otherwise it is None and a note
+    says why. Raises WRONG_OUTPUT when nothing was recorded (charged) and
+    LEGACY_UNTRACEABLE when the record is incomplete or ambiguous (not charged).
+    """
+    n = len(labels)
+    classes, loss_terms = read_legacy_record(out_dir, n)
+    if classes is None:
+        values = [v.strip() for _, v in _LINE.findall(stdout)]
+        error = _size_error(*values, detail=_tail(stdout, ""))
+        if error is not None:
+            raise error
+        raise ScoringError(
+            ErrorClass.WRONG_OUTPUT,
+            "legacy_not_recorded",
+            MSG_NOT_RECORDED,
+            detail=_tail(stdout, ""),
+        )
+    never, ambiguous = int((classes == -1).sum()), int((classes == -2).sum())
+    if never or ambiguous:
+        raise ScoringError(
+            ErrorClass.LEGACY_UNTRACEABLE,
+            UNTRACED_CODE,
+            MSG_UNTRACED,
+            detail=(
+                f"labels followed for {n - never - ambiguous} of {n} images; "
+                f"never compared: {never}; compared with two classes or a non-class: {ambiguous}"
+            ),
+        )
+    metrics = compute_metrics(classes, labels)
+    loss = recorded_loss(loss_terms, labels)
+    notes = []
+    if loss is None:
+        notes.append(
+            "loss: not observable (func_predict picks probabilities with the labels as an "
+            "index, which the server cannot see without handing the labels over)"
+        )
+    return dataclasses.replace(metrics, loss=loss), notes
+
+
+def recorded_loss(loss_terms: np.ndarray | None, labels: np.ndarray) -> float | None:
+    """``-mean(log p[true])`` from rows of ``log(y)`` the code multiplied with the labels."""
+    if loss_terms is None:
+        return None
+    true = np.argmax(labels, axis=1)
+    picked = loss_terms[np.arange(len(true)), true]
+    if not np.isfinite(picked).all():
+        return None
+    loss = float(-np.sum(picked) / len(true))
+    return loss if math.isfinite(loss) else None
 
 
 def judge_decoy(reported_accuracy: float, decoy: dict[str, Any] | None) -> bool:

@@ -3,12 +3,16 @@
 ``score_zip`` is the one function the server's Celery task and the CLI call. It takes
 plain data (paths, a backend, limits) and returns a ``ScoreOutcome``; it raises only
 ``sandbox.base.InfrastructureError`` (the caller retries elsewhere, the learner is not
-charged). Labels are loaded here, on the host, and enter the sandbox only in the legacy
-contract, whose scores are therefore flagged as self-reported.
+charged). Labels are loaded here, on the host. In both contracts the sandbox gets none:
+a verified run writes its predictions, a legacy run records, through the server's
+``util.py``, the class its code compared each label with (``docs/legacy-contract.md``).
+Only a course that allows labelled legacy runs, and only for a zip whose use of the
+labels could not be followed, reruns it with the labels; that score is self-reported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import tempfile
@@ -21,12 +25,20 @@ from typing import Any, Literal
 import numpy as np
 
 from sandbox.base import InfrastructureError, Limits, Mount, RunResult, RunSpec, SandboxBackend
+from scorer import taint
 from scorer.archive import ArchiveLimits, extract_submission
 from scorer.entry import EntryPoint, detect_entry
 from scorer.errors import ErrorClass, ScoringError, gettext_noop
-from scorer.legacy import judge_decoy, parse_legacy_stdout, read_decoy
+from scorer.legacy import (
+    UNTRACED_CODE,
+    judge_decoy,
+    parse_legacy_stdout,
+    read_decoy,
+    score_recorded,
+)
 from scorer.metrics import Metrics, compute_metrics
 from scorer.predictions import read_predictions, read_result_json, result_error
+from scorer.taint import Provenance
 
 HARNESS_DIR = Path(__file__).resolve().parent.parent / "sandbox" / "runner"
 SANDBOX_SUBMISSION = "/work/submission"
@@ -46,6 +58,10 @@ class ScoreConfig:
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
     batch_size: int = 500
     legacy_allowed: bool = True
+    # A legacy zip whose use of test_label the stand-in cannot follow is, by default, a
+    # not-charged refusal; a course may instead allow a rerun with the labels mounted,
+    # scored as self-reported (the labels then reach learner code).
+    legacy_labelled_allowed: bool = False
     gpu: str | None = None
     harness_dir: Path = HARNESS_DIR
     # The process backend runs the harness with the host interpreter, not the image's.
@@ -93,21 +109,46 @@ def score_zip(
         notes = [f"entry: {entry.path} ({entry.contract}, {entry.reason})"]
         if extracted.stripped:
             notes.append("ignored: " + ", ".join(sorted(extracted.stripped)[:10]))
-        out_dir = workdir / "out"
-        out_dir.mkdir()
-        spec = _build_spec(entry, extracted.root, testset_dir, out_dir, run_name, config)
-        _phase(config, "running")
-        run_started = time.monotonic()
-        result = config.backend.run(spec)
-        durations["sandbox"] = time.monotonic() - run_started
-        _phase(config, "scoring")
-        outcome = _judge(result, entry, out_dir, testset_dir, config)
+        provenance = Provenance(extracted.root, entry.path)
+        outcome = _run_and_judge(entry, provenance, testset_dir, workdir, run_name, config)
+        if (
+            outcome.error is not None
+            and outcome.error.code == UNTRACED_CODE
+            and config.legacy_labelled_allowed
+        ):
+            notes.append("labels not followed: rerun with the labels (self-reported)")
+            outcome = _run_and_judge(
+                entry, provenance, testset_dir, workdir, f"{run_name}-l", config, labelled=True
+            )
         outcome.durations = {**durations, **outcome.durations}
         outcome.notes = notes + outcome.notes
         return outcome
     finally:
         if not config.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_and_judge(
+    entry: EntryPoint,
+    provenance: Provenance,
+    testset_dir: Path,
+    workdir: Path,
+    run_name: str,
+    config: ScoreConfig,
+    *,
+    labelled: bool = False,
+) -> ScoreOutcome:
+    out_dir = workdir / ("out-labelled" if labelled else "out")
+    out_dir.mkdir()
+    spec = _build_spec(entry, provenance.root, testset_dir, out_dir, run_name, config, labelled)
+    _phase(config, "running")
+    run_started = time.monotonic()
+    result = config.backend.run(spec)
+    sandbox_seconds = time.monotonic() - run_started
+    _phase(config, "scoring")
+    outcome = _judge(result, entry, provenance, out_dir, testset_dir, config, labelled)
+    outcome.durations["sandbox"] = sandbox_seconds
+    return outcome
 
 
 def _phase(config: ScoreConfig, phase: str) -> None:
@@ -139,6 +180,7 @@ def _build_spec(
     out_dir: Path,
     run_name: str,
     config: ScoreConfig,
+    labelled: bool = False,
 ) -> RunSpec:
     mounts = [
         Mount(root, SANDBOX_SUBMISSION),
@@ -147,7 +189,8 @@ def _build_spec(
     ]
     if entry.contract == "legacy":
         _stage_legacy_util(root, config.harness_dir)
-        # The legacy contract hands the labels to learner code: the score is self-reported.
+    if labelled:
+        # Only a course's opt-in labelled legacy run: the score is self-reported.
         mounts.append(Mount(testset_dir / "test_label.npy", SANDBOX_LABELS))
     # Making these paths usable by the sandbox user (uid 65534) is each isolating
     # backend's job (sandbox.docker_backend.prepare_host_paths), not the pipeline's.
@@ -200,7 +243,13 @@ def _stage_legacy_util(root: Path, harness_dir: Path) -> None:
 
 
 def _judge(
-    result: RunResult, entry: EntryPoint, out_dir: Path, testset_dir: Path, config: ScoreConfig
+    result: RunResult,
+    entry: EntryPoint,
+    provenance: Provenance,
+    out_dir: Path,
+    testset_dir: Path,
+    config: ScoreConfig,
+    labelled: bool,
 ) -> ScoreOutcome:
     outcome = ScoreOutcome(
         status="failed",
@@ -209,7 +258,7 @@ def _judge(
         backend=result.backend,
         image_digest=result.image_digest,
         log_excerpt=_log_excerpt(result),
-        self_reported=entry.contract == "legacy",
+        self_reported=labelled,
     )
     try:
         if result.timed_out:
@@ -240,11 +289,13 @@ def _judge(
                 },
             )
         report = read_result_json(out_dir)
-        _raise_reported_error(report, result)
+        _raise_reported_error(report, result, provenance)
         if entry.contract == "verified":
             _score_verified(outcome, out_dir, testset_dir)
+        elif labelled:
+            _score_legacy_labelled(outcome, result, out_dir)
         else:
-            _score_legacy(outcome, result, out_dir)
+            _score_legacy_recorded(outcome, result, out_dir, testset_dir)
         if isinstance(report.get("seconds"), dict):
             outcome.durations.update(
                 {f"harness_{k}": float(v) for k, v in report["seconds"].items()}
@@ -255,10 +306,12 @@ def _judge(
     return outcome
 
 
-def _raise_reported_error(report: dict[str, Any], result: RunResult) -> None:
+def _raise_reported_error(
+    report: dict[str, Any], result: RunResult, provenance: Provenance
+) -> None:
     """Turn the harness's (untrusted) report, or a silent crash, into a learner error."""
     if report.get("error_class"):
-        error = result_error(report)
+        error = result_error(report, provenance)
         if error is not None:
             # Learner code controls the harness process: it can never claim an
             # infrastructure failure to get its quota slot back.
@@ -270,7 +323,7 @@ def _raise_reported_error(report: dict[str, Any], result: RunResult) -> None:
             ErrorClass.LEARNER_EXCEPTION,
             "crashed",
             gettext_noop("Your code stopped with exit status %(status)s before finishing."),
-            {"status": result.exit_code},
+            {"status": taint.exit_status(result.exit_code) or "?"},
             detail=_tail(result.stderr.decode("utf-8", "replace"), 4000),
         )
 
@@ -278,13 +331,33 @@ def _raise_reported_error(report: dict[str, Any], result: RunResult) -> None:
 def _score_verified(outcome: ScoreOutcome, out_dir: Path, testset_dir: Path) -> None:
     labels = np.load(testset_dir / "test_label.npy", allow_pickle=False)
     predictions = read_predictions(out_dir, len(labels))
-    metrics = compute_metrics(predictions, labels)
+    metrics = _shown(compute_metrics(predictions, labels))
     outcome.metrics = metrics
     outcome.accuracy = metrics.accuracy
     outcome.loss = metrics.loss
 
 
-def _score_legacy(outcome: ScoreOutcome, result: RunResult, out_dir: Path) -> None:
+def _score_legacy_recorded(
+    outcome: ScoreOutcome, result: RunResult, out_dir: Path, testset_dir: Path
+) -> None:
+    """Score what the label stand-in recorded, against labels that never left the host."""
+    labels = np.load(testset_dir / "test_label.npy", allow_pickle=False)
+    stdout = result.stdout.decode("utf-8", "replace")
+    metrics, notes = score_recorded(out_dir, labels, stdout)
+    metrics = _shown(metrics)
+    outcome.metrics = metrics
+    outcome.accuracy = metrics.accuracy
+    outcome.loss = metrics.loss
+    outcome.notes.extend(notes)
+
+
+def _shown(metrics: Metrics) -> Metrics:
+    # The loss is a function of scores the learner's code chose: a 64-bit float would
+    # carry 64 bits out, so it is kept as precisely as it is shown (scorer/taint.py).
+    return dataclasses.replace(metrics, loss=taint.rounded(metrics.loss))
+
+
+def _score_legacy_labelled(outcome: ScoreOutcome, result: RunResult, out_dir: Path) -> None:
     stdout = result.stdout.decode("utf-8", "replace")
     stderr = result.stderr.decode("utf-8", "replace")
     try:
@@ -300,7 +373,8 @@ def _score_legacy(outcome: ScoreOutcome, result: RunResult, out_dir: Path) -> No
                 {"megabytes": 1},
             ) from error
         raise
-    outcome.accuracy, outcome.loss = accuracy, loss
+    # Numbers the learner's code chose are kept only as precisely as they are shown.
+    outcome.accuracy, outcome.loss = taint.rounded(accuracy), taint.rounded(loss)
     outcome.untrusted = not judge_decoy(accuracy, read_decoy(out_dir))
 
 

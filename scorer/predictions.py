@@ -21,32 +21,33 @@ from typing import Any
 
 import numpy as np
 
+from scorer import taint
 from scorer.errors import ErrorClass, ScoringError, gettext_noop
+from scorer.taint import Provenance
 
 N_CLASSES = 15
 PREDICTIONS_FILE = "predictions.npy"
 RESULT_FILE = "result.json"
 DECOY_FILE = "decoy.json"
+LEGACY_CLASSES_FILE = "legacy_classes.npy"
+LEGACY_LOSS_FILE = "legacy_loss_terms.npy"
 DETAIL_CAP = 16_000
 PARAM_TEXT_CAP = 300
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Our JSON files are flat: anything deeper is not ours (and would cost the parser a stack).
+JSON_MAX_DEPTH = 4
+JSON_MAX_BYTES = 64 << 10
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 MSG_NOT_REGULAR = gettext_noop("Your code replaced the output file %(file)s with a non-file.")
 MSG_MISSING = gettext_noop("No %(file)s was written: the run ended before the harness finished.")
 MSG_TOO_LARGE = gettext_noop("The output file %(file)s is larger than %(limit)s bytes.")
-MSG_BAD_PREDICTIONS = gettext_noop(
-    "The predictions have the wrong form: expected %(expected)s, got %(got)s."
-)
 MSG_BAD_RESULT = gettext_noop("The run's result file is not valid: %(got)s.")
 
 
-def _wrong(code: str, expected: str, got: str) -> ScoringError:
+def _wrong(code: str, message_code: str) -> ScoringError:
     return ScoringError(
-        ErrorClass.WRONG_OUTPUT,
-        code,
-        MSG_BAD_PREDICTIONS,
-        {"expected": expected, "got": got},
-        detail=f"expected {expected}, got {got}",
+        ErrorClass.WRONG_OUTPUT, code, WRONG_OUTPUT_MESSAGES[message_code], detail=code
     )
 
 
@@ -105,10 +106,63 @@ def _too_large(name: str, limit: int, size: int) -> ScoringError:
     )
 
 
+NPY_HEADER_CAP = 4096
+MSG_UNREADABLE_NPY = gettext_noop(
+    "The output file %(file)s is not a plain .npy array of the expected type and shape."
+)
+
+
+Form = tuple[tuple[int, ...], str]  # a shape and the dtype kinds allowed with it
+
+
+def read_npy(out_dir: Path, name: str, *, forms: list[Form], max_bytes: int) -> np.ndarray | None:
+    """A plain .npy file the run left, checked before its data is touched; None if absent.
+
+    The header is parsed with numpy's own bounded reader (no pickle, header size
+    capped), then dtype (no objects or fields) and shape against one of ``forms`` and
+    the exact byte count are checked, and the array is a read-only view of the bytes: a
+    malicious header (nested literals, a huge shape over a few bytes) costs nothing and
+    reads as the learner's WRONG_OUTPUT ``output_unreadable``, never a crash here.
+    """
+    data = read_capped(Path(out_dir), name, max_bytes)
+    if data is None:
+        return None
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            header = np.lib.format.read_array_header_1_0(stream, max_header_size=NPY_HEADER_CAP)
+        elif version == (2, 0):
+            header = np.lib.format.read_array_header_2_0(stream, max_header_size=NPY_HEADER_CAP)
+        else:
+            raise ValueError(f"npy version {version}")
+        found_shape, fortran, dtype = header
+        shape = tuple(found_shape)
+        if dtype.hasobject or dtype.fields is not None or dtype.itemsize > 8:
+            raise ValueError("dtype")
+        if not any(shape == s and dtype.kind in kinds for s, kinds in forms):
+            raise ValueError("dtype or shape")
+        count = math.prod(shape)
+        if len(data) - stream.tell() != count * dtype.itemsize:
+            raise ValueError("size")
+        array = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
+        return array.reshape(shape, order="F" if fortran else "C")
+    except (ValueError, TypeError, KeyError, SyntaxError, EOFError, OverflowError,
+            RecursionError, MemoryError) as exc:  # fmt: skip
+        raise ScoringError(
+            ErrorClass.WRONG_OUTPUT,
+            "output_unreadable",
+            MSG_UNREADABLE_NPY,
+            {"file": name},
+            detail=f"{name}: {type(exc).__name__}",
+        ) from exc
+
+
 def read_predictions(out_dir: Path, n: int, *, max_bytes: int = 16 << 20) -> np.ndarray:
     """The harness's predictions: int64 (n,) class ids 0-14 or float64 (n, 15) finite scores."""
-    data = read_capped(Path(out_dir), PREDICTIONS_FILE, max_bytes)
-    if data is None:
+    forms: list[Form] = [((n,), "iu"), ((n, N_CLASSES), "f")]
+    array = read_npy(out_dir, PREDICTIONS_FILE, forms=forms, max_bytes=max_bytes)
+    if array is None:
         raise ScoringError(
             ErrorClass.WRONG_OUTPUT,
             "predictions_missing",
@@ -116,24 +170,28 @@ def read_predictions(out_dir: Path, n: int, *, max_bytes: int = 16 << 20) -> np.
             {"file": PREDICTIONS_FILE},
             detail="no predictions.npy in the out folder",
         )
-    expected = f"int64 ({n},) class ids or float64 ({n}, {N_CLASSES}) scores"
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise _wrong("predictions_unreadable", expected, f"not a plain .npy ({exc})"[:200]) from exc
-    if not isinstance(array, np.ndarray):
-        raise _wrong("predictions_unreadable", expected, type(array).__name__)
-    shape = tuple(array.shape)
-    if array.dtype.kind == "i" and shape == (n,):
+    if array.ndim == 1:
         if n and (array.min() < 0 or array.max() >= N_CLASSES):
-            got = f"class ids from {array.min()} to {array.max()}"
-            raise _wrong("predictions_out_of_range", "class ids 0-14", got)
+            raise _wrong("predictions_out_of_range", "predict_out_of_range")
         return array.astype(np.int64)
-    if array.dtype.kind == "f" and shape == (n, N_CLASSES):
-        if not np.isfinite(array).all():
-            raise _wrong("predictions_not_finite", expected, "NaN or infinite scores")
-        return array.astype(np.float64)
-    raise _wrong("predictions_wrong_shape", expected, f"{array.dtype} {shape}")
+    if not np.isfinite(array).all():
+        raise _wrong("predictions_not_finite", "predict_not_finite")
+    return array.astype(np.float64)
+
+
+def read_legacy_record(out_dir: Path, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What the label stand-in recorded in a legacy run (``sandbox/runner/legacy_util.py``).
+
+    ``(classes, loss_terms)``: int (n,) with -1 (never compared) and -2 (ambiguous)
+    besides classes 0-14, and float (n, 15) log-probabilities or None; ``classes`` is None
+    when the file does not exist. Values outside -2..14 read as ambiguous.
+    """
+    classes = read_npy(out_dir, LEGACY_CLASSES_FILE, forms=[((n,), "iu")], max_bytes=1 << 20)
+    if classes is None:
+        return None, None
+    classes = np.where((classes >= -2) & (classes < N_CLASSES), classes, -2).astype(np.int64)
+    terms = read_npy(out_dir, LEGACY_LOSS_FILE, forms=[((n, N_CLASSES), "f")], max_bytes=4 << 20)
+    return classes, None if terms is None else terms.astype(np.float64)
 
 
 # --------------------------------------------------------------------------- result.json
@@ -168,11 +226,25 @@ def read_result_json(
 
 
 def _parse_json_object(data: bytes) -> dict[str, Any] | None:
+    if len(data) > JSON_MAX_BYTES or _nesting(data) > JSON_MAX_DEPTH:
+        return None
     try:
         raw = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError, MemoryError):
         return None
     return raw if isinstance(raw, dict) else None
+
+
+def _nesting(data: bytes) -> int:
+    """How deeply brackets nest in JSON ``data`` (strings ignored), without parsing it."""
+    depth = deepest = 0
+    for token in _JSON_TOKEN.findall(data):
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 def _read_decoy(out_dir: Path, max_bytes: int) -> dict[str, Any]:
@@ -193,8 +265,7 @@ def _read_decoy(out_dir: Path, max_bytes: int) -> dict[str, Any]:
         clean[key] = None
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             clean[key] = float(value)
-    error = raw.get("error")
-    clean["error"] = error[:PARAM_TEXT_CAP] if isinstance(error, str) else None
+    clean["error"] = "failed" if raw.get("error") is not None else None
     return clean
 
 
@@ -246,7 +317,7 @@ def _validate_result(raw: dict[str, Any]) -> dict[str, Any]:
             or not (math.isfinite(value) and value >= 0)
         ):
             raise _bad_result(f"seconds.{key} is not a duration")
-        clean_seconds[key] = float(value)
+        clean_seconds[key] = round(float(value), 1)
     return {
         "ok": ok,
         "error_class": error_class,
@@ -274,36 +345,73 @@ def _clean_params(params: dict[str, Any]) -> dict[str, str | int | float | bool]
 
 # --------------------------------------------------------------------------- harness verdicts
 
-# English msgids per harness code; the harness itself never writes learner-facing text.
-HARNESS_MESSAGES: dict[str, str] = {
-    "module_not_found": gettext_noop(
-        "Your code imports the module '%(module)s', which is neither in your zip nor in "
-        "the scoring environment."
+MSG_MODULE = gettext_noop(
+    "Your code imports the module '%(module)s', which is neither in your zip nor in "
+    "the scoring environment."
+)
+MSG_MODULE_COMPUTED = gettext_noop(
+    "Your code imports a module whose name is not written in your zip's code, and which "
+    "is neither in your zip nor in the scoring environment."
+)
+MSG_EXCEPTION_AT = gettext_noop("Your code raised %(exception)s (%(location)s).")
+MSG_EXCEPTION = gettext_noop("Your code raised %(exception)s.")
+MSG_EXIT = gettext_noop("Your code called sys.exit(%(exit_code)s).")
+MSG_EXIT_TEXT = gettext_noop("Your code called sys.exit() with a message instead of a number.")
+MSG_HARNESS_OTHER = gettext_noop("The run failed (%(code)s).")
+
+# Fixed text per wrong-output code: what came back is described, never shown.
+WRONG_OUTPUT_MESSAGES: dict[str, str] = {
+    "predict_not_array": gettext_noop(
+        "predict(test_data) returned something that is not an array of numbers."
     ),
-    "exception": gettext_noop("Your code raised %(exception)s (%(location)s)."),
-    "system_exit": gettext_noop("Your code called sys.exit(%(exit_code)s)."),
+    "predict_wrong_type": gettext_noop("predict(test_data) returned values that are not numbers."),
+    "predict_wrong_shape": gettext_noop(
+        "predict(test_data) returned an array of the wrong shape: for a batch of N images it "
+        "must return shape (N,) class ids or (N, 15) scores."
+    ),
+    "predict_wrong_length": gettext_noop(
+        "predict(test_data) returned a different number of rows than the images it was given."
+    ),
+    "predict_not_finite": gettext_noop("predict(test_data) returned NaN or infinite values."),
+    "predict_not_integer": gettext_noop(
+        "predict(test_data) returned class ids that are not whole numbers."
+    ),
+    "predict_out_of_range": gettext_noop("predict(test_data) returned class ids outside 0-14."),
+    "predict_mixed_kinds": gettext_noop(
+        "predict(test_data) returned class ids for some batches and scores for others."
+    ),
+}
+
+# Every code the harness may report, with the error class the host gives it: the class
+# written in result.json is ignored (learner code can write that file itself).
+HARNESS_CODES: dict[str, ErrorClass] = {
+    "module_not_found": ErrorClass.MISSING_MODULE,
+    "exception": ErrorClass.LEARNER_EXCEPTION,
+    "system_exit": ErrorClass.LEARNER_EXCEPTION,
+    "memory_error": ErrorClass.MEMORY_LIMIT,
+    "predict_missing": ErrorClass.NO_ENTRY_POINT,
+    "entry_missing": ErrorClass.NO_ENTRY_POINT,
+    "data_unreadable": ErrorClass.INFRASTRUCTURE,
+    "data_bad_shape": ErrorClass.INFRASTRUCTURE,
+    **{code: ErrorClass.WRONG_OUTPUT for code in WRONG_OUTPUT_MESSAGES},
+}
+FIXED_MESSAGES: dict[str, str] = {
     "memory_error": gettext_noop("Your code ran out of memory (MemoryError)."),
     "predict_missing": gettext_noop("The notebook defines no function predict(test_data)."),
     "entry_missing": gettext_noop("The entry point file was not found in the zip."),
-    "predict_not_array": MSG_BAD_PREDICTIONS,
-    "predict_wrong_type": MSG_BAD_PREDICTIONS,
-    "predict_wrong_shape": MSG_BAD_PREDICTIONS,
-    "predict_wrong_length": MSG_BAD_PREDICTIONS,
-    "predict_not_finite": MSG_BAD_PREDICTIONS,
-    "predict_not_integer": MSG_BAD_PREDICTIONS,
-    "predict_out_of_range": MSG_BAD_PREDICTIONS,
-    "predict_mixed_kinds": MSG_BAD_PREDICTIONS,
+    **WRONG_OUTPUT_MESSAGES,
 }
-MSG_HARNESS_OTHER = gettext_noop("The run failed (%(code)s).")
 
 
-def result_error(result: dict[str, Any]) -> ScoringError | None:
+def result_error(result: dict[str, Any], provenance: Provenance) -> ScoringError | None:
     """The ScoringError a validated result.json reports, or None when ``ok``.
 
     An empty ``result`` (no result.json) gives LEARNER_EXCEPTION ``result_missing``.
-
-    Note that learner code can write result.json itself, including an ``infrastructure``
-    verdict (not charged): the caller's retry ceiling bounds that abuse.
+    The error class, message and parameters are the host's: a code outside
+    ``HARNESS_CODES`` is ``result_invalid``, and parameters pass ``scorer.taint`` (an
+    exception's builtin name, a location in the zip's own files, a module name written
+    in the zip, an integer exit status) or are dropped. The run's text stays in
+    ``detail``, for instructors and courses that show logs.
     """
     if not result:
         return ScoringError(
@@ -315,14 +423,32 @@ def result_error(result: dict[str, Any]) -> ScoringError | None:
         )
     if result["ok"]:
         return None
-    code = result["code"] or "unknown"
-    params = dict(result["params"])
-    message = HARNESS_MESSAGES.get(code, MSG_HARNESS_OTHER)
-    if message is MSG_HARNESS_OTHER:
-        params["code"] = code
-    if message is MSG_BAD_PREDICTIONS:
-        params.setdefault("expected", "")
-        params.setdefault("got", "")
-    return ScoringError(
-        ErrorClass(result["error_class"]), code, message, params, detail=result["detail"]
-    )
+    code = result["code"] or ""
+    if code not in HARNESS_CODES:
+        raise _bad_result("unknown code")
+    message, params = _learner_message(code, result["params"], provenance)
+    return ScoringError(HARNESS_CODES[code], code, message, params, detail=result["detail"])
+
+
+def _learner_message(
+    code: str, raw: dict[str, Any], provenance: Provenance
+) -> tuple[str, dict[str, Any]]:
+    def text(key: str) -> str:
+        value = raw.get(key)
+        return value if isinstance(value, str) else ""
+
+    if code in FIXED_MESSAGES:
+        return FIXED_MESSAGES[code], {}
+    if code == "module_not_found":
+        module = taint.module_name(text("module"), provenance.root)
+        return (MSG_MODULE, {"module": module}) if module else (MSG_MODULE_COMPUTED, {})
+    if code == "exception":
+        params = {"exception": taint.exception_name(text("exception_mro"))}
+        location = taint.source_location(text("location"), provenance.root, provenance.entry)
+        if location:
+            return MSG_EXCEPTION_AT, {**params, "location": location}
+        return MSG_EXCEPTION, params
+    if code == "system_exit":
+        status = taint.exit_status(raw.get("exit_code"))
+        return (MSG_EXIT, {"exit_code": status}) if status is not None else (MSG_EXIT_TEXT, {})
+    return MSG_HARNESS_OTHER, {"code": code}

@@ -129,10 +129,14 @@ def classify_exception(exc: BaseException) -> HarnessFailure:
         # OutOfMemoryError: torch.cuda's, a RuntimeError subclass, matched by name (no torch here).
         return HarnessFailure("memory_limit", "memory_error", detail)
     if isinstance(exc, SystemExit):
-        return HarnessFailure("learner_exception", "system_exit", detail, exit_code=str(exc.code))
+        code = exc.code if isinstance(exc.code, int) and not isinstance(exc.code, bool) else None
+        return HarnessFailure("learner_exception", "system_exit", detail, exit_code=code)
+    # The class's MRO, not its name: the host shows the first builtin (or well-known)
+    # class in it, never a name the learner chose (scorer/taint.py).
+    mro = " ".join(f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__)
     location = last_learner_location(exc)
     return HarnessFailure(
-        "learner_exception", "exception", detail, exception=type(exc).__name__, location=location
+        "learner_exception", "exception", detail, exception_mro=mro[:300], location=location
     )
 
 
