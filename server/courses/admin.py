@@ -17,10 +17,13 @@ class CourseAdmin(admin.ModelAdmin):
         "daily_quota",
         "pass_threshold",
         "legacy_allowed",
+        "legacy_labelled_allowed",
+        "self_reported_counts",
         "opens_at",
         "closes_at",
     )
     search_fields = ("code", "name")
+    list_filter = ("legacy_allowed", "legacy_labelled_allowed", "self_reported_counts")
     inlines = [EnrollmentInline]
 
 

@@ -35,12 +35,18 @@ class CourseSettingsForm(forms.ModelForm):
             "wall_seconds",
             "memory_mb",
             "legacy_allowed",
+            "legacy_labelled_allowed",
+            "self_reported_counts",
             "show_logs_to_learners",
             "opens_at",
             "closes_at",
             "time_zone",
         ]
         widgets = {"opens_at": _DateTimeLocal(), "closes_at": _DateTimeLocal()}
+
+    # Settings that trade the trust in scores or the secrecy of the test set for
+    # convenience: the page shows their help text (which says what each risks) as a warning.
+    RISKY = ("legacy_labelled_allowed", "self_reported_counts", "show_logs_to_learners")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -26,7 +26,33 @@ class Course(models.Model):
     opens_at = models.DateTimeField(_("opens at"), null=True, blank=True)
     closes_at = models.DateTimeField(_("closes at"), null=True, blank=True)
     legacy_allowed = models.BooleanField(
-        _("accept the legacy contract (self-reported scores)"), default=True
+        _("accept the legacy contract (func_predict notebooks)"),
+        default=True,
+        help_text=_(
+            "Notebooks written like the course material (makedataset, func_predict, main). "
+            "The server computes their score itself; their code never sees the labels."
+        ),
+    )
+    # Both off by default: each trades the trust in a score for convenience, and the
+    # settings page says what each risks.
+    legacy_labelled_allowed = models.BooleanField(
+        _("run legacy notebooks with the labels when they cannot be scored without them"),
+        default=False,
+        help_text=_(
+            "Off by default: such a zip is refused, not charged, with advice to define "
+            "predict(test_data). When on, it runs again with the hidden test labels and its "
+            "own printed score is stored, marked self-reported. Risk: that run hands the "
+            "hidden labels to the learner's code, which can keep them or carry them out."
+        ),
+    )
+    self_reported_counts = models.BooleanField(
+        _("self-reported scores count toward the pass threshold"),
+        default=False,
+        help_text=_(
+            "Off by default: only scores the server computed itself can pass. Risk: a "
+            "self-reported score was computed by the learner's own code and can be forged. "
+            "Scores flagged as untrusted never count."
+        ),
     )
     max_in_flight = models.PositiveSmallIntegerField(
         _("submissions in flight per learner"), default=1

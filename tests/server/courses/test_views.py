@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
 import numpy as np
 import pytest
@@ -216,6 +217,42 @@ def test_the_settings_form_refuses_impossible_values(client, course, instructor,
     assert set(errors) == {"closes_at", "wall_seconds", "pass_threshold", "time_zone"}
     course.refresh_from_db()
     assert course.daily_quota == 3
+
+
+def test_the_settings_page_says_what_each_self_reported_setting_risks(client, course, instructor):
+    page = _login(client, instructor).get(reverse("course_settings", args=[course.code]))
+    html = page.content.decode()
+    assert 'name="legacy_labelled_allowed"' in html and 'name="self_reported_counts"' in html
+    help_of = {
+        name: re.search(rf'class="help warn" data-testid="help-{name}">(.*?)</p>', html)
+        for name in ("legacy_labelled_allowed", "self_reported_counts")
+    }
+    assert all(help_of.values()), "each risky setting shows its help as a warning"
+    assert "hands the hidden labels to the learner&#x27;s code" in help_of[
+        "legacy_labelled_allowed"
+    ].group(1)  # type: ignore[union-attr]
+    assert "can be forged" in help_of["self_reported_counts"].group(1)  # type: ignore[union-attr]
+
+
+def test_the_settings_page_states_the_risks_in_japanese(client, course, instructor):
+    client.force_login(instructor)  # no language chosen: Japanese
+    html = client.get(reverse("course_settings", args=[course.code])).content.decode()
+    assert "非公開のラベルを受講生のコードに渡します" in html
+    assert "偽造できます" in html
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["both-off", "both-on"])
+def test_the_settings_form_saves_the_two_self_reported_settings(client, course, instructor, on):
+    course.legacy_labelled_allowed = course.self_reported_counts = not on
+    course.save(update_fields=["legacy_labelled_allowed", "self_reported_counts"])
+    flags = {
+        "legacy_labelled_allowed": "on" if on else "",
+        "self_reported_counts": "on" if on else "",
+    }
+    url = reverse("course_settings", args=[course.code])
+    assert _login(client, instructor).post(url, _settings_post(**flags)).status_code == 302
+    course.refresh_from_db()
+    assert (course.legacy_labelled_allowed, course.self_reported_counts) == (on, on)
 
 
 def _npy(array: np.ndarray, name: str) -> SimpleUploadedFile:

@@ -70,6 +70,24 @@ def test_it_refuses_an_invalid_course(args: list[str]) -> None:
     assert not Course.objects.exists()
 
 
+@pytest.mark.django_db
+def test_create_course_sets_and_keeps_the_self_reported_settings() -> None:
+    out = run(
+        "create_course", "dl_kyoto", "京都講座", "--legacy-labelled", "--self-reported-counts"
+    )
+    course = Course.objects.get(code="dl_kyoto")
+    assert (course.legacy_labelled_allowed, course.self_reported_counts) == (True, True)
+    assert "labelled self-reported runs allowed" in out
+    assert "self-reported scores count" in out
+    run("create_course", "dl_kyoto", "京都講座", "--quota", "4")
+    course.refresh_from_db()
+    assert (course.legacy_labelled_allowed, course.self_reported_counts) == (True, True)
+    flags_off = ["--no-legacy-labelled", "--no-self-reported-counts"]
+    run("create_course", "dl_kyoto", "京都講座", *flags_off)
+    course.refresh_from_db()
+    assert (course.legacy_labelled_allowed, course.self_reported_counts) == (False, False)
+
+
 # --- rescore ------------------------------------------------------------------------
 
 

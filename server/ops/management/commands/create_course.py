@@ -25,10 +25,40 @@ class Command(BaseCommand):
             "--legacy",
             action=argparse.BooleanOptionalAction,
             default=None,
-            help="accept the legacy contract (self-reported scores); --no-legacy refuses it",
+            help="accept the legacy contract (func_predict notebooks); --no-legacy refuses it",
+        )
+        parser.add_argument(
+            "--legacy-labelled",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=(
+                "run a legacy notebook the server cannot score without the labels WITH the "
+                "hidden labels, storing its own (self-reported) score, instead of refusing it. "
+                "Risk: hands the hidden labels to learner code. Default: refused"
+            ),
+        )
+        parser.add_argument(
+            "--self-reported-counts",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=(
+                "let self-reported scores count toward the pass threshold. Risk: the "
+                "learner's code computed them and can forge them. Default: they do not count"
+            ),
         )
 
-    def handle(self, *args, code, name, quota, threshold, legacy, **options):  # type: ignore[no-untyped-def]
+    def handle(  # type: ignore[no-untyped-def]
+        self,
+        *args,
+        code,
+        name,
+        quota,
+        threshold,
+        legacy,
+        legacy_labelled,
+        self_reported_counts,
+        **options,
+    ):
         fields: dict[str, object] = {}
         if quota is not None:
             if not 1 <= quota <= 1000:
@@ -38,8 +68,13 @@ class Command(BaseCommand):
             if not 0.0 <= threshold <= 1.0:
                 raise CommandError("--threshold must be between 0 and 1 (0.98 means 98 %).")
             fields["pass_threshold"] = threshold
-        if legacy is not None:
-            fields["legacy_allowed"] = legacy
+        for field, value in (
+            ("legacy_allowed", legacy),
+            ("legacy_labelled_allowed", legacy_labelled),
+            ("self_reported_counts", self_reported_counts),
+        ):
+            if value is not None:
+                fields[field] = value
         try:
             # Validates the slug and lengths the way the admin form would.
             Course(code=code, name=name, **fields).clean_fields(exclude=["created_at"])
@@ -48,10 +83,14 @@ class Command(BaseCommand):
         existed = Course.objects.filter(code=code).exists()
         course = course_create(name=name, code=code, **fields)
         legacy_text = "allowed" if course.legacy_allowed else "refused"
+        if course.legacy_allowed and course.legacy_labelled_allowed:
+            legacy_text += " (labelled self-reported runs allowed)"
+        counts_text = "count" if course.self_reported_counts else "do not count"
         self.stdout.write(
             self.style.SUCCESS(
                 f"{'Updated' if existed else 'Created'} {course}: "
                 f"{course.daily_quota} submissions/day, pass threshold "
-                f"{course.pass_threshold:g}, legacy contract {legacy_text}."
+                f"{course.pass_threshold:g}, legacy contract {legacy_text}, "
+                f"self-reported scores {counts_text}."
             )
         )
