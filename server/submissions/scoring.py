@@ -83,6 +83,9 @@ def score_config(submission: Submission, backend: SandboxBackend) -> ScoreConfig
         limits=limits,
         archive_limits=services.archive_limits(),
         legacy_allowed=course.legacy_allowed,
+        # When the label stand-in cannot follow a legacy notebook: refuse it (the default)
+        # or, where the course opted in, run it with the labels as a self-reported score.
+        legacy_labelled_allowed=course.legacy_labelled_allowed,
         gpu=settings.KATAKANA_GPUS[0] if settings.KATAKANA_GPUS else None,
         python=getattr(backend, "python", "python3"),
         # Where the daemon finds the harness (a containerised worker publishes it).
