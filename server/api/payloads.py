@@ -31,6 +31,11 @@ def submission_summary(request: HttpRequest, submission: Submission) -> dict[str
         "terminal": submission.is_terminal,
         "accuracy": submission.accuracy,
         "loss": submission.loss,
+        # Who computed the score, and whether it counts toward the pass mark (the one rule
+        # of Submission.verdict): passed / below / not_counted, null without a score.
+        "self_reported": submission.self_reported,
+        "untrusted": submission.untrusted,
+        "verdict": submission.verdict,
         "passed": submission.passed,
         "url": request.build_absolute_uri(reverse("api:submission", args=[submission.pk])),
         "html_url": request.build_absolute_uri(reverse("submission_detail", args=[submission.pk])),
@@ -54,8 +59,6 @@ def submission_detail(request: HttpRequest, submission: Submission) -> dict[str,
         "pass_threshold": submission.course.pass_threshold,
         "balanced_accuracy": metrics.get("balanced_accuracy"),
         "per_class_accuracy": per_class,
-        "self_reported": submission.self_reported,
-        "untrusted": submission.untrusted,
         "error": _error(submission),
     }
 

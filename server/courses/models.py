@@ -34,7 +34,8 @@ class Course(models.Model):
         ),
     )
     # Both off by default: each trades the trust in a score for convenience, and the
-    # settings page says what each risks.
+    # settings page says what each risks. The pass rule that reads self_reported_counts is
+    # ``Submission.counts_toward_pass`` / ``SubmissionQuerySet.counting``.
     legacy_labelled_allowed = models.BooleanField(
         _("run legacy notebooks with the labels when they cannot be scored without them"),
         default=False,
@@ -87,6 +88,10 @@ class Course(models.Model):
         if self.opens_at and now < self.opens_at:
             return False
         return not (self.closes_at and now >= self.closes_at)
+
+    def reaches_threshold(self, accuracy: float | None) -> bool:
+        """Whether a score that counts (``Submission.counts_toward_pass``) passes."""
+        return accuracy is not None and accuracy >= self.pass_threshold
 
     @property
     def active_testset(self) -> TestSet | None:

@@ -52,16 +52,19 @@ def _nav(course: Course, active: str) -> dict[str, object]:
 def leaderboard(request: HttpRequest, code: str) -> HttpResponse:
     course = selectors.course_for_instructor(request.user, code)
     rows = selectors.leaderboard(course)
-    best = [r.best_accuracy for r in rows if r.best_accuracy is not None]
+    # The best scores that count: the same ones the pass count and the CSV use.
+    scored = [r for r in rows if r.best_accuracy is not None]
     distribution = (
         charts.distribution_bars(
-            best,
+            [r.best_accuracy for r in scored if r.best_accuracy is not None],
             course.pass_threshold,
             label=_("Distribution of best scores"),
             threshold_label=_("threshold"),
             count_label=_("learners"),
+            self_reported=[r.best_self_reported for r in scored],
+            self_reported_label=_("self-reported"),
         )
-        if best
+        if scored
         else None
     )
     context = {
@@ -78,6 +81,13 @@ def _excel_safe(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
 
 
+def _yes_no(flag: bool, score: float | None) -> str:
+    """A flag of a score; blank where there is no score to qualify."""
+    if score is None:
+        return ""
+    return _("yes") if flag else _("no")
+
+
 @login_required
 def leaderboard_csv(request: HttpRequest, code: str) -> HttpResponse:
     """UTF-8 with a BOM and CRLF line ends: Excel opens it with the Japanese names intact."""
@@ -90,7 +100,10 @@ def leaderboard_csv(request: HttpRequest, code: str) -> HttpResponse:
             _("name"),
             _("email"),
             _("best accuracy"),
+            _("best is self-reported"),
             _("latest accuracy"),
+            _("latest is self-reported"),
+            _("latest is untrusted"),
             _("passed"),
             _("submissions"),
             _("last activity"),
@@ -104,7 +117,10 @@ def leaderboard_csv(request: HttpRequest, code: str) -> HttpResponse:
                 _excel_safe(row.name),
                 _excel_safe(row.email),
                 "" if row.best_accuracy is None else f"{row.best_accuracy:.4f}",
+                _yes_no(row.best_self_reported, row.best_accuracy),
                 "" if row.latest_accuracy is None else f"{row.latest_accuracy:.4f}",
+                _yes_no(row.latest_self_reported, row.latest_accuracy),
+                _yes_no(row.latest_untrusted, row.latest_accuracy),
                 _("yes") if row.passed else _("no"),
                 row.submissions,
                 row.last_activity.astimezone(zone).strftime("%Y-%m-%d %H:%M")

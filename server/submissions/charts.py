@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -22,6 +23,23 @@ CLASS_NAMES = "アイウエオカキクケコサシスセソ"
 OK, BAD, ACCENT, GRID, MUTED = "#12805c", "#c0362c", "#2f5bea", "#e4e7ec", "#667085"
 # Room right of the plot for the threshold line's label.
 THRESHOLD_MARGIN = 76
+# Self-reported scores are hatched (bars) or hollow (points): visible without colour too.
+HATCH_ID = "self-reported-hatch"
+HATCH = (
+    f'<defs><pattern id="{HATCH_ID}" width="6" height="6" patternUnits="userSpaceOnUse" '
+    'patternTransform="rotate(45)"><rect width="3" height="6" fill="#fff" fill-opacity="0.65"/>'
+    "</pattern></defs>"
+)
+
+
+class HistoryMark(NamedTuple):
+    when: dt.datetime
+    accuracy: float
+    current: bool
+    # A self-reported score is drawn hollow, with ``note`` in its tooltip.
+    self_reported: bool = False
+    # Whether the score counts toward the pass mark (``Submission.counts_toward_pass``).
+    counts: bool = True
 
 
 def _num(value: float) -> str:
@@ -179,17 +197,22 @@ def confusion_heatmap(
 
 
 def history_line(
-    points: Sequence[tuple[dt.datetime, float, bool]],
+    points: Sequence[HistoryMark],
     threshold: float,
     *,
     label: str,
     threshold_label: str,
+    self_reported_label: str = "",
     date_format: str = "%m/%d",
 ) -> SafeString:
-    """Accuracy of each scored submission, oldest first; the current one is ringed."""
+    """Accuracy of each scored submission, oldest first; the current one is ringed.
+
+    Green only for a score that counts and reaches the threshold; a self-reported score is
+    hollow and says so in its tooltip.
+    """
     width, height, left, top, bottom = 640, 220, 44, 16, 30
     plot_w, plot_h = width - left - THRESHOLD_MARGIN, height - top - bottom
-    values = [acc for _when, acc, _current in points]
+    values = [point.accuracy for point in points]
     lo = min([*values, threshold]) if values else 0.0
     lo = max(0.0, math.floor((lo - 0.02) * 20) / 20)
     hi = 1.0
@@ -198,54 +221,97 @@ def history_line(
     parts += _threshold(left, top, plot_w, plot_h, lo, hi, threshold, threshold_label)
     step = plot_w / max(1, len(points) - 1) if len(points) > 1 else 0.0
     coords = []
-    for index, (when, acc, current) in enumerate(points):
+    for index, point in enumerate(points):
         x = left + (index * step if len(points) > 1 else plot_w / 2)
-        y = top + plot_h - (acc - lo) / (hi - lo) * plot_h
-        coords.append((x, y, when, acc, current))
+        y = top + plot_h - (point.accuracy - lo) / (hi - lo) * plot_h
+        coords.append((x, y, point))
     if len(coords) > 1:
-        path = " ".join(f"{_num(x)},{_num(y)}" for x, y, *_rest in coords)
+        path = " ".join(f"{_num(x)},{_num(y)}" for x, y, _point in coords)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
     every = max(1, math.ceil(len(coords) / 12))
-    for index, (x, y, when, acc, current) in enumerate(coords):
-        color = OK if acc >= threshold else BAD
-        radius = 6 if current else 4
-        ring = f' stroke="{ACCENT}" stroke-width="3"' if current else ""
+    for index, (x, y, point) in enumerate(coords):
+        color = OK if point.counts and point.accuracy >= threshold else BAD
+        radius = 6 if point.current else 4
+        ring = f' stroke="{ACCENT}" stroke-width="3"' if point.current else ""
+        fill = color
+        note = ""
+        if point.self_reported:
+            fill, note = "#fff", f" ({self_reported_label})"
+            ring = ring or f' stroke="{color}" stroke-width="2"'
         parts.append(
-            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{radius}" fill="{color}"{ring} '
-            f'data-point="{index}"><title>{escape(when.strftime("%Y-%m-%d %H:%M"))}: '
-            f"{acc:.4f}</title></circle>"
+            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{radius}" fill="{fill}"{ring} '
+            f'data-point="{index}" data-self-reported="{int(point.self_reported)}">'
+            f"<title>{escape(point.when.strftime('%Y-%m-%d %H:%M'))}: "
+            f"{point.accuracy:.4f}{escape(note)}</title></circle>"
         )
-        if index % every == 0 or current:
-            parts.append(_text(x, top + plot_h + 18, when.strftime(date_format), size=10))
+        if index % every == 0 or point.current:
+            parts.append(_text(x, top + plot_h + 18, point.when.strftime(date_format), size=10))
     return _svg(width, height, label, parts, "history-chart")
 
 
 def distribution_bars(
-    values: Sequence[float], threshold: float, *, label: str, threshold_label: str, count_label: str
+    values: Sequence[float],
+    threshold: float,
+    *,
+    label: str,
+    threshold_label: str,
+    count_label: str,
+    self_reported: Sequence[bool] = (),
+    self_reported_label: str = "",
 ) -> SafeString:
-    """Histogram of learners' best scores in bins of 0.02 (0.05 when scores are spread out)."""
-    width, height, left, top, bottom = 640, 220, 44, 16, 34
+    """Histogram of learners' best scores in bins of 0.02 (0.05 when scores are spread out).
+
+    ``self_reported[i]`` marks ``values[i]`` as self-reported: that part of each bar is
+    hatched, counted in its tooltip and explained in a legend.
+    """
+    flags = list(self_reported) or [False] * len(values)
+    # A legend row under the axis labels when anything is self-reported.
+    legend = any(flags)
+    width, height, left, top, bottom = 640, 220 + 18 * legend, 44, 16, 34 + 18 * legend
     plot_w, plot_h = width - left - 10, height - top - bottom
     lo_value = min([*values, threshold]) if values else threshold
     bin_w = 0.02 if lo_value >= 0.5 else 0.05
     lo = max(0.0, math.floor(lo_value / bin_w) * bin_w)
     n_bins = max(1, round((1.0 - lo) / bin_w))
     counts = [0] * n_bins
-    for value in values:
-        counts[min(n_bins - 1, max(0, int((value - lo) / bin_w)))] += 1
+    reported = [0] * n_bins
+    for value, flag in zip(values, flags, strict=True):
+        slot_index = min(n_bins - 1, max(0, int((value - lo) / bin_w)))
+        counts[slot_index] += 1
+        reported[slot_index] += flag
     top_count = max([*counts, 1])
     parts = [_text(left - 6, top + 8, count_label, anchor="end", size=10)]
+    if legend:
+        parts.insert(0, HATCH)
+        legend_y = height - 14
+        for fill in (MUTED, f"url(#{HATCH_ID})"):
+            parts.append(
+                f'<rect x="{left}" y="{legend_y}" width="12" height="10" fill="{fill}" '
+                'data-role="legend"/>'
+            )
+        parts.append(_text(left + 16, legend_y + 9, self_reported_label, anchor="start"))
     slot = plot_w / n_bins
     for index, count in enumerate(counts):
         start = lo + index * bin_w
         bar_h = count / top_count * plot_h
         x = left + index * slot
         color = OK if start + 1e-9 >= threshold else BAD
+        title = f"{start:.2f}–{start + bin_w:.2f}: {count}"
+        if reported[index]:
+            title += f" ({self_reported_label}: {reported[index]})"
         parts.append(
             f'<rect x="{_num(x + 1)}" y="{_num(top + plot_h - bar_h)}" width="{_num(slot - 2)}" '
-            f'height="{_num(bar_h)}" fill="{color}" data-bin="{index}" data-count="{count}">'
-            f"<title>{start:.2f}–{start + bin_w:.2f}: {count}</title></rect>"
+            f'height="{_num(bar_h)}" fill="{color}" data-bin="{index}" data-count="{count}" '
+            f'data-self-reported="{reported[index]}"><title>{escape(title)}</title></rect>'
         )
+        if reported[index]:
+            # The self-reported share sits on top of the bar, hatched over its colour.
+            part_h = reported[index] / top_count * plot_h
+            parts.append(
+                f'<rect x="{_num(x + 1)}" y="{_num(top + plot_h - bar_h)}" '
+                f'width="{_num(slot - 2)}" height="{_num(part_h)}" fill="url(#{HATCH_ID})" '
+                'data-role="self-reported" pointer-events="none"/>'
+            )
         if count:
             parts.append(_text(x + slot / 2, top + plot_h - bar_h - 3, str(count), size=10))
     label_every = max(1, math.ceil(n_bins / 10))

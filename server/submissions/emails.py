@@ -178,6 +178,8 @@ def email_context(submission: Submission) -> dict[str, object]:
         "course": submission.course,
         "learner": submission.learner,
         "per_class": per_class,
+        # passed / below / not_counted: the pass rule of Submission.verdict, one for all.
+        "verdict": submission.verdict,
         "passed": submission.passed,
         "error_title": error_title,
         "error_advice": error_advice,

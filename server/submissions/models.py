@@ -60,9 +60,51 @@ class Phase(models.TextChoices):
     DONE = "done", _("done")
 
 
+class Verdict(models.TextChoices):
+    """What a score means for the pass mark (基準値)."""
+
+    PASSED = "passed", _("passed")
+    BELOW = "below", _("below the threshold")
+    NOT_COUNTED = "not_counted", _("not counted")
+
+
+class ScoreSource(models.TextChoices):
+    """Who computed a score: the server (trusted) or the learner's own code."""
+
+    SERVER = "server", _("computed by the server")
+    SELF_REPORTED = "self_reported", _("self-reported")
+    UNTRUSTED = "untrusted", _("self-reported, untrusted")
+
+
+# --- the pass rule ---------------------------------------------------------------------
+# A score counts toward the pass mark only if it is not untrusted and, when it is
+# self-reported, its course lets self-reported scores count. Every reader uses one of
+# these two forms of that rule (the SQL one for lists, the Python one for a loaded row):
+# the leaderboard, its CSV, the distribution chart, the pass count, the result page, the
+# email and the API. tests/server/submissions/test_pass_rule.py checks that both forms
+# agree on every combination.
+
+
+def counting_filter(prefix: str = "") -> models.Q:
+    """The rule as a filter on submissions (``prefix`` for a related lookup)."""
+    return models.Q(**{f"{prefix}untrusted": False}) & (
+        models.Q(**{f"{prefix}self_reported": False})
+        | models.Q(**{f"{prefix}course__self_reported_counts": True})
+    )
+
+
+def score_counts(*, untrusted: bool, self_reported: bool, course: Course) -> bool:
+    """The rule for one loaded score."""
+    return not untrusted and (not self_reported or course.self_reported_counts)
+
+
 class SubmissionQuerySet(models.QuerySet["Submission"]):
     def for_learner(self, user: object) -> SubmissionQuerySet:
         return self.filter(learner=user)
+
+    def counting(self) -> SubmissionQuerySet:
+        """Scores that count toward the pass mark (see ``counting_filter``)."""
+        return self.filter(counting_filter())
 
     def in_flight(self) -> SubmissionQuerySet:
         return self.filter(status__in=[Status.QUEUED, Status.RUNNING])
@@ -134,11 +176,33 @@ class Submission(models.Model):
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
 
+    # str(): the plain value, what templates and JSON compare with.
     @property
-    def passed(self) -> bool | None:
+    def score_source(self) -> str:
+        if self.untrusted:
+            return str(ScoreSource.UNTRUSTED)
+        return str(ScoreSource.SELF_REPORTED if self.self_reported else ScoreSource.SERVER)
+
+    @property
+    def counts_toward_pass(self) -> bool:
+        return score_counts(
+            untrusted=self.untrusted, self_reported=self.self_reported, course=self.course
+        )
+
+    @property
+    def verdict(self) -> str | None:
+        """passed / below / not_counted for a score, None without one."""
         if self.accuracy is None:
             return None
-        return self.accuracy >= self.course.pass_threshold
+        if not self.counts_toward_pass:
+            return str(Verdict.NOT_COUNTED)
+        passes = self.course.reaches_threshold(self.accuracy)
+        return str(Verdict.PASSED if passes else Verdict.BELOW)
+
+    @property
+    def passed(self) -> bool | None:
+        verdict = self.verdict
+        return None if verdict is None else verdict == Verdict.PASSED
 
 
 class EmailKind(models.TextChoices):

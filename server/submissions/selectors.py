@@ -12,7 +12,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import (
+    BooleanField,
     Count,
+    ExpressionWrapper,
     IntegerField,
     Max,
     Min,
@@ -29,7 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from server.courses.models import Course, Enrollment, QuotaGrant, Role
-from server.submissions.models import Status, Submission
+from server.submissions.models import Status, Submission, counting_filter
 from server.submissions.quota import QuotaState
 
 # The queue counts as congested past either bound (shown as a banner on the pages).
@@ -159,16 +161,19 @@ class HistoryPoint:
     pk: int
     created_at: dt.datetime
     accuracy: float
+    self_reported: bool
+    counts: bool
 
 
 def accuracy_history(learner_id: int, course: Course) -> list[HistoryPoint]:
     """The learner's scored submissions in this course, oldest first."""
     rows = (
         Submission.objects.filter(course=course, learner_id=learner_id, status=Status.SCORED)
+        .annotate(counts=ExpressionWrapper(counting_filter(), output_field=BooleanField()))
         .order_by("created_at")
-        .values_list("pk", "created_at", "accuracy")
+        .values_list("pk", "created_at", "accuracy", "self_reported", "counts")
     )
-    return [HistoryPoint(pk, created, acc) for pk, created, acc in rows if acc is not None]
+    return [HistoryPoint(*row) for row in rows if row[2] is not None]
 
 
 # ---------------------------------------------------------------------------- instructor
@@ -180,10 +185,15 @@ class LeaderboardRow:
     enrollment_id: int
     name: str
     email: str
+    # The best score that counts toward the pass mark (``Submission.objects.counting``).
     best_accuracy: float | None
     best_submission_id: int | None
+    best_self_reported: bool
+    # The latest score, whether it counts or not.
     latest_accuracy: float | None
     latest_submission_id: int | None
+    latest_self_reported: bool
+    latest_untrusted: bool
     submissions: int
     last_activity: Any
     passed: bool
@@ -202,8 +212,8 @@ def leaderboard(course: Course, now: dt.datetime | None = None) -> list[Leaderbo
         course=course, status=Status.SCORED, learner=OuterRef("user")
     )
     latest = scored.order_by("-created_at")
-    # Untrusted scores (failed the legacy decoy check) never count as a learner's best.
-    best = scored.filter(untrusted=False).order_by("-accuracy", "created_at")
+    # Only scores that count toward the pass mark can be a learner's best.
+    best = scored.counting().order_by("-accuracy", "created_at")
     counts = (
         Submission.objects.filter(course=course, learner=OuterRef("user"))
         .values("learner")
@@ -229,8 +239,11 @@ def leaderboard(course: Course, now: dt.datetime | None = None) -> list[Leaderbo
         .annotate(
             best=Subquery(best.values("accuracy")[:1]),
             best_pk=Subquery(best.values("pk")[:1]),
+            best_self=Subquery(best.values("self_reported")[:1]),
             latest=Subquery(latest.values("accuracy")[:1]),
             latest_pk=Subquery(latest.values("pk")[:1]),
+            latest_self=Subquery(latest.values("self_reported")[:1]),
+            latest_untrusted=Subquery(latest.values("untrusted")[:1]),
             n=Subquery(counts.values("n")),
             last=Subquery(counts.values("last")),
             used=Coalesce(Subquery(used, output_field=IntegerField()), zero),
@@ -245,11 +258,15 @@ def leaderboard(course: Course, now: dt.datetime | None = None) -> list[Leaderbo
             email=e.user.email,
             best_accuracy=e.best,
             best_submission_id=e.best_pk,
+            best_self_reported=bool(e.best_self),
             latest_accuracy=e.latest,
             latest_submission_id=e.latest_pk,
+            latest_self_reported=bool(e.latest_self),
+            latest_untrusted=bool(e.latest_untrusted),
             submissions=e.n or 0,
             last_activity=e.last,
-            passed=e.best is not None and e.best >= course.pass_threshold,
+            # The best already counts: passing is the threshold alone.
+            passed=course.reaches_threshold(e.best),
             used_today=e.used,
             limit_today=course.daily_quota + e.extra,
         )

@@ -23,7 +23,7 @@ from server.ratelimits import upload_limited, upload_wait_message
 from server.submissions import charts, selectors, services
 from server.submissions.emails import email_context
 from server.submissions.forms import UploadForm
-from server.submissions.models import Phase, Status, Submission
+from server.submissions.models import Phase, ScoreSource, Status, Submission
 from server.submissions.quota import quota_state
 
 # The steps a learner sees, in order; the last one is the run's terminal status.
@@ -103,10 +103,21 @@ def status_payload(submission: Submission) -> dict[str, Any]:
         "accuracy": submission.accuracy,
         "loss": submission.loss,
         "passed": submission.passed,
+        "verdict": submission.verdict,
+        "self_reported": submission.self_reported,
+        # Shown beside the score by the live list: who computed it, when not the server.
+        "score_note": score_note(submission),
         "error_class": submission.error_class,
         "detail_url": reverse("submission_detail", args=[submission.pk]),
         "result_url": reverse("submission_result", args=[submission.pk]),
     }
+
+
+def score_note(submission: Submission) -> str:
+    """The label "self-reported" (or "..., untrusted") of a score the server did not compute."""
+    if submission.accuracy is None or submission.score_source == ScoreSource.SERVER:
+        return ""
+    return str(ScoreSource(submission.score_source).label)
 
 
 def _steps(submission: Submission) -> list[dict[str, str]]:
@@ -185,12 +196,22 @@ def _history_chart(learner_id: int, course: Any, current_pk: int | None) -> Any:
     if not history:
         return None
     zone = course.tz
-    points = [(p.created_at.astimezone(zone), p.accuracy, p.pk == current_pk) for p in history]
+    points = [
+        charts.HistoryMark(
+            when=p.created_at.astimezone(zone),
+            accuracy=p.accuracy,
+            current=p.pk == current_pk,
+            self_reported=p.self_reported,
+            counts=p.counts,
+        )
+        for p in history
+    ]
     return charts.history_line(
         points,
         course.pass_threshold,
         label=_("Accuracy of your scored submissions"),
         threshold_label=_("threshold"),
+        self_reported_label=_("self-reported"),
     )
 
 

@@ -70,7 +70,15 @@
         phase.textContent = s.terminal ? "" : s.queue_label || (s.phase !== s.status ? s.phase_label : "");
       }
       var acc = row.querySelector("[data-role=accuracy]");
-      if (acc && s.accuracy !== null) acc.textContent = s.accuracy.toFixed(4) + (s.passed ? " ✓" : "");
+      if (acc && s.accuracy !== null) {
+        acc.textContent = s.accuracy.toFixed(4) + (s.passed ? " ✓" : "");
+        if (s.score_note) {
+          var note = document.createElement("span");
+          note.className = "badge self-reported";
+          note.textContent = s.score_note;
+          acc.append(" ", note);
+        }
+      }
     });
   });
 })();

@@ -134,7 +134,9 @@ def test_the_csv_opens_in_excel_with_a_bom_crlf_and_japanese_names(
     assert text.count("\r\n") == 3 and "\n" not in text.replace("\r\n", "")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert rows[0][:3] == ["rank", "name", "email"]
-    assert rows[1][:6] == ["1", "山田 太郎", "learner@example.com", "0.9900", "0.9900", "yes"]
+    assert rows[1][:9] == [
+        "1", "山田 太郎", "learner@example.com", "0.9900", "no", "0.9900", "no", "no", "yes"
+    ]  # fmt: skip
     # A name Excel would run as a formula is written as text.
     assert rows[2][1] == "'=HYPERLINK(1)"
 
