@@ -332,6 +332,18 @@ def test_the_error_class_is_the_hosts_not_the_one_written(
             [],
         ),
         # A module name computed at run time is not written in the zip.
+        (
+            "exception",
+            {"exception_mro": "builtins.OSError", "location": "d/" * 3000 + "x.py, line 1"},
+            ["OSError"],
+            ["d/d/"],
+        ),
+        (
+            "exception",
+            {"exception_mro": "builtins.OSError", "location": "d" * 250 + ".py, line 1"},
+            ["OSError"],
+            ["ddd"],
+        ),
         ("module_not_found", {"module": "x_3_14_7_0"}, [], ["x_3_14_7_0"]),
         ("module_not_found", {"module": "keras"}, ["keras"], []),
         ("system_exit", {"exit_code": 3}, ["sys.exit(3)"], []),
