@@ -87,7 +87,7 @@ def test_an_upload_is_scored_in_docker_stored_shown_and_emailed(
     probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
     truth = np.argmax(t_test, axis=1)
     expected_loss = -np.sum(np.log(probabilities[np.arange(len(truth)), truth] + 1e-7)) / len(truth)
-    assert submission.loss == pytest.approx(expected_loss, rel=1e-9)
+    assert submission.loss == round(expected_loss, 4)  # learner-chosen scores: kept as shown
     assert 0.3 < submission.accuracy < 1.0
 
     # Shown on the learner's page.

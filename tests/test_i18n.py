@@ -209,7 +209,7 @@ def test_every_scorer_message_reads_in_japanese_through_the_stdlib() -> None:
     messages = scorer_msgids()
     messages |= {text for cls in ErrorClass for text in ERROR_CLASS_TEXT[cls]}
     messages |= {*archive.MESSAGES.values(), *testset.MESSAGES.values()}
-    messages |= set(predictions.HARNESS_MESSAGES.values())
+    messages |= set(predictions.FIXED_MESSAGES.values())
     assert len(messages) > 80
     translate = gettext.translation("django", localedir=str(LOCALE), languages=["ja"]).gettext
     assert sorted(m for m in messages if translate(m) == m) == []

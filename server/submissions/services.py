@@ -331,7 +331,9 @@ def submission_record_outcome(submission: Submission, outcome: ScoreOutcome) -> 
         fresh.error_message = error.message if error else ""
         fresh.error_params = error.params if error else {}
         fresh.detail = (error.detail if error else "") + "\n".join(outcome.notes)
-        fresh.save(update_fields=RESULT_FIELDS)
+        # A final verdict that is not the learner's fault (legacy_untraceable) refunds.
+        fresh.charged = fresh.charged and (error is None or error.error_class.charged_to_learner)
+        fresh.save(update_fields=[*RESULT_FIELDS, "charged"])
         _outbox_on_commit(fresh)
     return True
 

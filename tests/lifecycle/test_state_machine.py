@@ -13,6 +13,8 @@ import secrets
 import pytest
 from django.utils import timezone
 
+from scorer.errors import ErrorClass, ScoringError
+from scorer.legacy import UNTRACED_CODE
 from scorer.pipeline import ScoreOutcome
 from server.submissions import services
 from server.submissions.models import OutboxEmail, Status, Submission
@@ -100,6 +102,28 @@ def test_a_late_result_of_a_given_away_attempt_changes_nothing(course, queue, le
     current.refresh_from_db()
     assert (current.status, current.accuracy, current.charged) == (Status.SCORED, 0.9, True)
     assert OutboxEmail.objects.filter(submission=current).count() == 1
+
+
+def test_a_legacy_zip_the_stand_in_cannot_follow_fails_at_once_and_is_refunded(
+    course, queue, learner
+) -> None:  # type: ignore[no-untyped-def]
+    queue(learner)
+    claimed = _claim()
+    assert claimed is not None
+    error = ScoringError(ErrorClass.LEGACY_UNTRACEABLE, UNTRACED_CODE, "msg")
+    assert services.submission_record_outcome(claimed, ScoreOutcome(status="failed", error=error))
+    claimed.refresh_from_db()
+    # A final verdict (no retry) that does not use up the learner's slot.
+    assert (claimed.status, claimed.charged, claimed.attempts) == (Status.FAILED, False, 1)
+    assert _claim() is None
+    # A learner's own error in the same place is charged, so the check can fail.
+    queue(learner)
+    other = _claim()
+    assert other is not None
+    crash = ScoringError(ErrorClass.LEARNER_EXCEPTION, "exception", "msg")
+    services.submission_record_outcome(other, ScoreOutcome(status="failed", error=crash))
+    other.refresh_from_db()
+    assert (other.status, other.charged) == (Status.FAILED, True)
 
 
 def test_infrastructure_faults_back_off_then_end_refunded_at_the_cap(

@@ -58,7 +58,8 @@ def test_the_size_message_says_fewer_but_never_the_printed_count() -> None:
     # The printed count is whatever len() the learner's makedataset() returned: a number
     # of its choosing, so the learner sees only "fewer" or "more" (instructors the log).
     stdout = (
-        "31415926 label_predのサイズが足りていません\nTest loss: label_predのサイズが足りていません\n"
+        "31415926 label_predのサイズが足りていません\n"
+        "Test loss: label_predのサイズが足りていません\n"
         "Test accuracy: label_predのサイズが足りていません\n"
     )
     with pytest.raises(ScoringError) as caught:

@@ -48,7 +48,7 @@ def test_the_guide_explains_packaging_both_contracts_the_quota_and_the_local_che
         "predict(test_data)",
         "(N, 1, 28, 28)",
         "func_predict(test_data, test_label)",
-        "self-reported",
+        "never reach your code",
         "per course day (3 unless",
         "Asia/Tokyo",
         "python katakana-check/katakana_check.py submit_katakana.zip",

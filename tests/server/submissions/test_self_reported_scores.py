@@ -187,3 +187,21 @@ def test_the_api_marks_self_reported_scores_and_applies_the_pass_rule(
             payload["passed"],
         )
         assert got == expected
+
+
+# --- trusted legacy scores -----------------------------------------------------------------
+
+
+def test_a_recorded_legacy_score_passes_and_says_how_it_was_scored(client, course, learner):
+    recorded = make_submission(course, learner, accuracy=0.99, contract="legacy")
+    html = _login(client, learner).get(reverse("submission_detail", args=[recorded.pk]))
+    text = html.content.decode()
+    assert 'data-verdict="passed"' in text
+    assert 'data-testid="legacy-recorded"' in text and "The loss is not shown" in text
+    assert 'data-testid="self-reported"' not in text
+    # A labelled (self-reported) legacy run has no such note: it was not recorded.
+    reported = make_submission(
+        course, learner, accuracy=0.99, contract="legacy", self_reported=True
+    )
+    text = client.get(reverse("submission_detail", args=[reported.pk])).content.decode()
+    assert 'data-testid="legacy-recorded"' not in text
