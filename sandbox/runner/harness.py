@@ -166,13 +166,26 @@ def run_python_entry(entry: Path) -> types.ModuleType:
 
 
 def notebook_code_cells(entry: Path) -> list[str]:
+    """The code cells' sources, nbformat 4 (``cells``/``source``) and 3
+    (``worksheets``/``input``), as ``scorer.entry.notebook_code_cells`` reads them (a
+    test keeps the two in step: the harness cannot import the scorer)."""
     notebook = json.loads(entry.read_text(encoding="utf-8"))
+    raw = notebook.get("cells")
+    if raw is None and isinstance(notebook.get("worksheets"), list):
+        raw = [
+            cell
+            for sheet in notebook["worksheets"]
+            if isinstance(sheet, dict)
+            for cell in sheet.get("cells", [])
+        ]
     cells = []
-    for cell in notebook.get("cells", []):
-        if cell.get("cell_type") != "code":
+    for cell in raw if isinstance(raw, list) else []:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        source = cell.get("source", "")
-        cells.append("".join(source) if isinstance(source, list) else str(source))
+        source = cell.get("source", cell.get("input", ""))
+        if isinstance(source, list):
+            source = "".join(part for part in source if isinstance(part, str))
+        cells.append(source if isinstance(source, str) else "")
     return cells
 
 

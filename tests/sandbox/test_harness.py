@@ -464,3 +464,46 @@ def test_the_learners_own_global_random_state_is_left_alone(
     expected = np.random.RandomState(5).rand()
     assert f"draw {expected}" in done.stdout
     assert json.loads((tmp_path / "out" / "decoy.json").read_text())["accuracy"] is not None
+
+
+# --------------------------------------------------------------------------- notebook formats
+
+NBFORMAT3 = {
+    "nbformat": 3,
+    "nbformat_minor": 0,
+    "metadata": {},
+    "worksheets": [
+        {
+            "cells": [
+                {"cell_type": "markdown", "source": ["# v3"]},
+                {"cell_type": "code", "input": ["import numpy as np\n"], "outputs": []},
+                {
+                    "cell_type": "code",
+                    "input": "def predict(x):\n    return np.full(len(x), 4)\n",
+                    "outputs": [],
+                },
+            ]
+        }
+    ],
+}
+
+
+def test_an_nbformat3_notebook_runs_its_cells_as_the_scorer_reads_them(
+    tmp_path: Path, small_data_dir: Path
+) -> None:
+    import json
+
+    from sandbox.runner import harness
+    from scorer.entry import notebook_code_cells
+
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    notebook = submission / "submit_katakana.ipynb"
+    notebook.write_text(json.dumps(NBFORMAT3))
+    # The scorer found predict in these cells; the harness must run the same ones.
+    ran = [cell.strip() for cell in harness.notebook_code_cells(notebook)]
+    assert ran == [cell.strip() for cell in notebook_code_cells(NBFORMAT3)]
+    done = run(submission, small_data_dir, tmp_path / "out")
+
+    assert done.verdict["ok"], done.verdict["detail"]
+    assert (read_predictions(done.out, 600) == 4).all()
