@@ -38,6 +38,16 @@ class ErrorClass(StrEnum):
     def charged_to_learner(self) -> bool:
         return self not in (ErrorClass.INFRASTRUCTURE, ErrorClass.LEGACY_UNTRACEABLE)
 
+    @property
+    def found_at_upload(self) -> bool:
+        """Usually found by the intake, before any run: refused then, and not charged.
+
+        The same class found by a run (``predict`` not defined when the notebook ran) is
+        charged like any run of learner code: otherwise a zip that hides its ``predict``
+        would get unlimited free runs on the hidden images.
+        """
+        return self in (ErrorClass.INVALID_ARCHIVE, ErrorClass.NO_ENTRY_POINT)
+
 
 # Title and "what to do" advice per error class, shown to learners and in emails.
 ERROR_CLASS_TEXT: dict[ErrorClass, tuple[str, str]] = {
@@ -65,8 +75,10 @@ ERROR_CLASS_TEXT: dict[ErrorClass, tuple[str, str]] = {
     ErrorClass.LEARNER_EXCEPTION: (
         gettext_noop("Your code raised an exception"),
         gettext_noop(
-            "Read the traceback, fix the error and run the local check "
-            "(python -m scorer check your.zip) before uploading again."
+            "The message names the exception and, when it happened in one of your own "
+            "files, the file and line. Run your zip with the local check from the guide "
+            "page (python katakana-check/katakana_check.py your.zip): it shows the whole "
+            "traceback on your computer. Fix the error, then upload again."
         ),
     ),
     ErrorClass.WRONG_OUTPUT: (
@@ -80,7 +92,8 @@ ERROR_CLASS_TEXT: dict[ErrorClass, tuple[str, str]] = {
         gettext_noop("Your code ran past the time limit"),
         gettext_noop(
             "Load the model once rather than per batch, avoid Python loops over pixels, "
-            "and check the running time with the local check."
+            "and check the running time with the local check from the guide page "
+            "(python katakana-check/katakana_check.py your.zip)."
         ),
     ),
     ErrorClass.MEMORY_LIMIT: (

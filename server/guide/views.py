@@ -30,6 +30,7 @@ class ErrorClassRow:
     title: str
     advice: str
     charged: bool
+    found_at_upload: bool
 
 
 def error_class_rows() -> list[ErrorClassRow]:
@@ -38,7 +39,13 @@ def error_class_rows() -> list[ErrorClassRow]:
     for error_class in ErrorClass:
         title, advice = ERROR_CLASS_TEXT.get(error_class, (error_class.value, ""))
         rows.append(
-            ErrorClassRow(error_class.value, _(title), _(advice), error_class.charged_to_learner)
+            ErrorClassRow(
+                error_class.value,
+                _(title),
+                _(advice),
+                error_class.charged_to_learner,
+                error_class.found_at_upload,
+            )
         )
     return rows
 

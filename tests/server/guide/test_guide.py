@@ -29,12 +29,25 @@ def test_the_guide_lists_every_error_class_with_its_advice(client: Client) -> No
 
 
 @pytest.mark.django_db
-def test_only_infrastructure_failures_are_shown_as_not_counting(client: Client) -> None:
+def test_the_quota_column_says_what_really_counts(client: Client) -> None:
     page = get_guide(client, "en")
-    row = page.split('data-error-class="infrastructure"')[1].split("</tr>")[0]
-    assert "<td>no</td>" in row
-    row = page.split('data-error-class="time_limit"')[1].split("</tr>")[0]
-    assert "<td>yes</td>" in row
+
+    def charged(error_class: str) -> str:
+        row = page.split(f'data-error-class="{error_class}"')[1].split("</tr>")[0]
+        return row.split('data-charged="')[1].split('"')[0]
+
+    assert charged("infrastructure") == charged("legacy_untraceable") == "no"
+    assert charged("time_limit") == charged("learner_exception") == "yes"
+    # Refused by the intake before any run: not charged (the guide said "yes").
+    assert charged("invalid_archive") == charged("no_entry_point") == "at-upload"
+
+
+@pytest.mark.django_db
+def test_no_advice_names_a_command_the_learner_does_not_have(client: Client) -> None:
+    page = get_guide(client, "en")
+    assert "python -m scorer" not in page
+    assert "Read the traceback" not in page
+    assert "katakana_check.py" in page
 
 
 @pytest.mark.django_db
