@@ -168,7 +168,9 @@ def rescore_one(request: HttpRequest, code: str, pk: int) -> HttpResponse:
     if services.submission_rescore(submission):
         messages.success(request, _("Submission #%(id)d was queued for rescoring.") % {"id": pk})
     else:
-        messages.error(request, _("Only a finished submission can be rescored."))
+        messages.error(
+            request, _("Only a finished submission whose zip is still stored can be rescored.")
+        )
     if request.POST.get("next"):
         return redirect(_safe_next(request, course))
     return redirect("submission_detail", pk=pk)

@@ -20,7 +20,6 @@ from server.courses.models import TestSet
 from server.submissions.models import Status, Submission
 from server.submissions.services import submission_rescore
 
-RESCORABLE = (Status.SCORED, Status.FAILED, Status.ERROR)
 PURGEABLE = (Status.SCORED, Status.FAILED, Status.ERROR, Status.REJECTED)
 
 
@@ -40,7 +39,7 @@ def rescore_submissions(submissions: Iterable[Submission]) -> RescoreReport:
     for submission in submissions:
         if not submission.archive:
             report.skipped[submission.pk] = "its zip was purged"
-        elif submission.status not in RESCORABLE:
+        elif not submission.is_rescorable:
             report.skipped[submission.pk] = f"status is {submission.status}"
         elif submission_rescore(submission):
             report.queued.append(submission.pk)

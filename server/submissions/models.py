@@ -50,6 +50,8 @@ class Status(models.TextChoices):
 
 
 TERMINAL = (Status.SCORED, Status.FAILED, Status.ERROR, Status.REJECTED)
+# Finished runs; rejected uploads never ran. See ``SubmissionQuerySet.rescorable``.
+RESCORABLE_STATUSES = (Status.SCORED, Status.FAILED, Status.ERROR)
 
 
 class Phase(models.TextChoices):
@@ -105,6 +107,15 @@ class SubmissionQuerySet(models.QuerySet["Submission"]):
     def counting(self) -> SubmissionQuerySet:
         """Scores that count toward the pass mark (see ``counting_filter``)."""
         return self.filter(counting_filter())
+
+    def rescorable(self) -> SubmissionQuerySet:
+        """What can be queued again: a finished run whose zip is still stored.
+
+        The one rule for every rescore (instructor buttons, "rescore all", the ops
+        command): a purged zip would only fail three times and email the learner.
+        ``Submission.is_rescorable`` says the same of one row.
+        """
+        return self.filter(status__in=RESCORABLE_STATUSES).exclude(archive="")
 
     def in_flight(self) -> SubmissionQuerySet:
         return self.filter(status__in=[Status.QUEUED, Status.RUNNING])
@@ -168,6 +179,11 @@ class Submission(models.Model):
             models.Index(fields=["course", "learner", "created_at"]),
             models.Index(fields=["status", "created_at"]),
         ]
+
+    @property
+    def is_rescorable(self) -> bool:
+        """``Submission.objects.rescorable()`` for one row (a test keeps the two equal)."""
+        return self.status in RESCORABLE_STATUSES and bool(self.archive)
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.original_name} ({self.status})"

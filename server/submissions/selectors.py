@@ -297,10 +297,8 @@ def course_submissions(
 
 
 def rescorable(course: Course) -> QuerySet[Submission]:
-    """What "rescore all" re-queues: every finished run (rejected uploads never ran)."""
-    return Submission.objects.filter(
-        course=course, status__in=[Status.SCORED, Status.FAILED, Status.ERROR]
-    )
+    """What "rescore all" re-queues (``SubmissionQuerySet.rescorable``)."""
+    return Submission.objects.filter(course=course).rescorable()
 
 
 def max_upload_bytes() -> int:

@@ -391,9 +391,7 @@ def submission_rescore(submission: Submission) -> bool:
     """
     testset = submission.course.active_testset
     with transaction.atomic():
-        updated = Submission.objects.filter(
-            pk=submission.pk, status__in=[Status.SCORED, Status.FAILED, Status.ERROR]
-        ).update(
+        updated = Submission.objects.rescorable().filter(pk=submission.pk).update(
             status=Status.QUEUED,
             phase=Phase.QUEUED,
             attempts=0,

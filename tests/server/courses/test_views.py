@@ -171,6 +171,35 @@ def test_rescoring_all_requeues_finished_runs_only(client, course, instructor, l
     assert statuses[rejected.pk] == Status.REJECTED
 
 
+def test_a_submission_whose_zip_was_purged_is_never_requeued(client, course, instructor, learner):
+    # It used to be: three failed attempts, a failure email, and the score gone from
+    # the leaderboard. Every way in now asks Submission.objects.rescorable().
+    purged = make_submission(course, learner, accuracy=0.95, archive="")
+    kept = make_submission(course, learner, accuracy=0.9)
+    client = _login(client, instructor)
+    detail = client.get(reverse("submission_detail", args=[purged.pk])).content.decode()
+    assert 'data-testid="rescore"' not in detail
+    assert (
+        'data-testid="rescore"'
+        in client.get(reverse("submission_detail", args=[kept.pk])).content.decode()
+    )
+
+    response = client.post(reverse("submission_rescore", args=[course.code, purged.pk]))
+    assert response.status_code == 302
+    client.post(reverse("course_rescore", args=[course.code]))
+    purged.refresh_from_db()
+    kept.refresh_from_db()
+    assert (purged.status, purged.generation) == (Status.SCORED, 1)
+    assert (kept.status, kept.generation) == (Status.QUEUED, 2)
+
+
+@pytest.mark.parametrize("status", list(Status))
+@pytest.mark.parametrize("archive", ["", "c/test.zip"])
+def test_one_rescorable_rule_for_a_row_and_for_a_query(course, learner, status, archive):
+    row = make_submission(course, learner, status=status, archive=archive)
+    assert row.is_rescorable == Submission.objects.rescorable().filter(pk=row.pk).exists()
+
+
 def _settings_post(**changes):  # type: ignore[no-untyped-def]
     data = {
         "daily_quota": 5,

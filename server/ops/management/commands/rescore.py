@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from server.courses.models import Course
-from server.ops.services import RESCORABLE, rescore_submissions
+from server.ops.services import rescore_submissions
 from server.submissions.models import Submission
 
 
@@ -29,12 +29,12 @@ class Command(BaseCommand):
             found = Course.objects.filter(code=course).first()
             if found is None:
                 raise CommandError(f"No course with code {course!r}.")
-            submissions = Submission.objects.filter(course=found, status__in=RESCORABLE)
+            submissions = Submission.objects.filter(course=found).rescorable()
         else:
             raise CommandError("Give a submission id, or --course CODE --all.")
         submissions = submissions.select_related("course").order_by("pk")
         if dry_run:
-            ids = [s.pk for s in submissions if s.archive and s.status in RESCORABLE]
+            ids = [s.pk for s in submissions if s.is_rescorable]
             self.stdout.write(f"Would queue {len(ids)} submission(s): {_ids(ids)}")
             return
         report = rescore_submissions(submissions.iterator(chunk_size=500))
