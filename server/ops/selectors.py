@@ -32,15 +32,13 @@ def queue_stats() -> QueueStats:
     a rescore keeps its original upload time, so a course-wide rescore would otherwise
     read as a weeks-old backlog and page someone for nothing.
     """
-    fresh = Q(status=Status.QUEUED, generation=1)
     # The WHERE lets PostgreSQL use the (status, created_at) index instead of a full scan.
     totals = Submission.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]).aggregate(
         queued=Count("id", filter=Q(status=Status.QUEUED)),
         running=Count("id", filter=Q(status=Status.RUNNING)),
         rescores=Count("id", filter=Q(status=Status.QUEUED, generation__gt=1)),
-        oldest=Min("created_at", filter=fresh),
     )
-    oldest = totals["oldest"]
+    oldest = Submission.objects.queued_uploads().aggregate(oldest=Min("created_at"))["oldest"]
     age = (timezone.now() - oldest).total_seconds() if oldest is not None else None
     return QueueStats(
         queued=totals["queued"],

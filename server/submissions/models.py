@@ -13,6 +13,9 @@ import os
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import models
+from django.db.models import Case, Count, F, Max, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext_lazy as _
 
@@ -116,6 +119,52 @@ class SubmissionQuerySet(models.QuerySet["Submission"]):
         ``Submission.is_rescorable`` says the same of one row.
         """
         return self.filter(status__in=RESCORABLE_STATUSES).exclude(archive="")
+
+    def queued_uploads(self) -> SubmissionQuerySet:
+        """Queued first-generation rows: what "how long has the queue waited" measures.
+
+        A rescore keeps its original upload time, so counting it would read a
+        course-wide rescore of old rows as a week-old backlog.
+        """
+        return self.filter(status=Status.QUEUED, generation=1)
+
+    def in_claim_order(self, *, hint: int = 0) -> SubmissionQuerySet:
+        """QUEUED rows in the order workers claim them: the one definition of that order.
+
+        Claimable now before those still backing off after a fault; fresh uploads before
+        rescores; then the learners with the fewest runs in progress; then the learner
+        served longest ago (round robin); then the message's ``hint``; then first
+        enqueued. ``submission_claim`` takes the first; the learner's queue position
+        counts the rows before theirs.
+        """
+        now = timezone.now()
+        mine = (
+            Submission.objects.filter(learner=OuterRef("learner_id"))
+            .order_by()
+            .values("learner_id")
+        )
+        # Scalar subqueries, not window functions: PostgreSQL refuses FOR UPDATE beside those.
+        running = mine.filter(status=Status.RUNNING).annotate(n=Count("pk")).values("n")
+        served = mine.filter(started_at__isnull=False).annotate(m=Max("started_at")).values("m")
+        return (
+            self.filter(status=Status.QUEUED)
+            .annotate(
+                backing_off=Case(When(lease_until__gt=now, then=Value(1)), default=Value(0)),
+                rescore=Case(When(generation__gt=1, then=Value(1)), default=Value(0)),
+                running=Coalesce(Subquery(running), Value(0)),
+                served=Subquery(served),
+                not_hinted=Case(When(pk=hint, then=Value(0)), default=Value(1)),
+            )
+            .order_by(
+                "backing_off",
+                "rescore",
+                "running",
+                F("served").asc(nulls_first=True),
+                "not_hinted",
+                "enqueued_at",
+                "pk",
+            )
+        )
 
     def in_flight(self) -> SubmissionQuerySet:
         return self.filter(status__in=[Status.QUEUED, Status.RUNNING])

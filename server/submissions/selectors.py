@@ -85,14 +85,11 @@ def submission_for_user(user: Any, pk: int) -> Submission:
 
 
 def queue_position(submission: Submission) -> int | None:
+    """1 + how many queued rows a worker would claim before this one, as things stand."""
     if submission.status != Status.QUEUED:
         return None
-    return (
-        Submission.objects.filter(
-            status=Status.QUEUED, created_at__lt=submission.created_at
-        ).count()
-        + 1
-    )
+    order = list(Submission.objects.in_claim_order().values_list("pk", flat=True))
+    return order.index(submission.pk) + 1 if submission.pk in order else None
 
 
 # ---------------------------------------------------------------------------- queue
@@ -114,13 +111,12 @@ class QueueHealth:
 
 
 def queue_health() -> QueueHealth:
-    """The scoring queue across all courses (one worker pool serves them all); one query."""
+    """The scoring queue across all courses (one worker pool serves them all); two queries."""
     row = Submission.objects.in_flight().aggregate(
         queued=Count("pk", filter=Q(status=Status.QUEUED)),
         running=Count("pk", filter=Q(status=Status.RUNNING)),
-        oldest=Min("created_at", filter=Q(status=Status.QUEUED)),
     )
-    oldest = row["oldest"]
+    oldest = Submission.objects.queued_uploads().aggregate(oldest=Min("created_at"))["oldest"]
     wait = int((timezone.now() - oldest).total_seconds()) if oldest else 0
     return QueueHealth(queued=row["queued"], running=row["running"], oldest_wait_seconds=wait)
 

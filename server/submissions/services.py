@@ -17,8 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Case, Count, F, Max, OuterRef, Q, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -27,7 +26,7 @@ from scorer.entry import detect_entry
 from scorer.errors import ErrorClass, ScoringError, gettext_noop
 from scorer.pipeline import ScoreOutcome, legacy_disabled_error
 from server.courses.models import Course, Enrollment, Role
-from server.submissions.models import Phase, Status, Submission
+from server.submissions.models import Phase, Status, Submission, SubmissionQuerySet
 from server.submissions.quota import quota_state
 
 log = logging.getLogger(__name__)
@@ -205,7 +204,7 @@ def retry_delay(attempts: int) -> float:
     return float(min(settings.KATAKANA_RETRY_SECONDS * 2 ** max(attempts - 1, 0), 900))
 
 
-def claimable_queued(now: timezone.datetime) -> QuerySet[Submission]:
+def claimable_queued(now: timezone.datetime) -> SubmissionQuerySet:
     """QUEUED submissions whose retry back-off (``lease_until`` on a QUEUED row) is over."""
     return Submission.objects.filter(status=Status.QUEUED).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lte=now)
@@ -226,27 +225,10 @@ def submission_claim(submission_id: int, *, worker: str) -> Submission | None:
     KATAKANA_MAX_ATTEMPTS.
     """
     now = timezone.now()
-    mine = Submission.objects.filter(learner=OuterRef("learner_id")).order_by().values("learner_id")
-    # Scalar subqueries, not window functions: PostgreSQL refuses FOR UPDATE beside those.
-    running = mine.filter(status=Status.RUNNING).annotate(n=Count("pk")).values("n")
-    served = mine.filter(started_at__isnull=False).annotate(m=Max("started_at")).values("m")
     with transaction.atomic():
         pk = (
             claimable_queued(now)
-            .annotate(
-                rescore=Case(When(generation__gt=1, then=Value(1)), default=Value(0)),
-                running=Coalesce(Subquery(running), Value(0)),
-                served=Subquery(served),
-                not_hinted=Case(When(pk=submission_id, then=Value(0)), default=Value(1)),
-            )
-            .order_by(
-                "rescore",
-                "running",
-                F("served").asc(nulls_first=True),
-                "not_hinted",
-                "enqueued_at",
-                "pk",
-            )
+            .in_claim_order(hint=submission_id)
             .select_for_update(skip_locked=True, of=("self",))
             .values_list("pk", flat=True)
             .first()
@@ -391,13 +373,17 @@ def submission_rescore(submission: Submission) -> bool:
     """
     testset = submission.course.active_testset
     with transaction.atomic():
-        updated = Submission.objects.rescorable().filter(pk=submission.pk).update(
-            status=Status.QUEUED,
-            phase=Phase.QUEUED,
-            attempts=0,
-            generation=F("generation") + 1,
-            testset=testset,
-            lease_until=None,
+        updated = (
+            Submission.objects.rescorable()
+            .filter(pk=submission.pk)
+            .update(
+                status=Status.QUEUED,
+                phase=Phase.QUEUED,
+                attempts=0,
+                generation=F("generation") + 1,
+                testset=testset,
+                lease_until=None,
+            )
         )
         if updated:
             submission.refresh_from_db()

@@ -16,7 +16,8 @@ from django.utils import timezone
 from scorer.errors import ErrorClass, ScoringError
 from scorer.legacy import UNTRACED_CODE
 from scorer.pipeline import ScoreOutcome
-from server.submissions import services
+from server.ops import selectors as ops_selectors
+from server.submissions import selectors, services
 from server.submissions.models import OutboxEmail, Status, Submission
 from tests.conftest import _enrol
 
@@ -57,6 +58,39 @@ def test_a_learner_with_a_run_waits_behind_a_learner_without(course, queue) -> N
     assert _claim(late.pk) == second  # equal again: first come, first served
     assert _claim() == third
     assert _claim() is None  # a spare or duplicate message finds nothing to do
+
+
+def test_the_position_a_learner_is_shown_is_the_order_work_is_claimed_in(course, queue) -> None:  # type: ignore[no-untyped-def]
+    # It counted older uploads: a fresh upload shown "position 4" was claimed first.
+    busy, other = (
+        _enrol(course, "busy@example.com", "learner"),
+        _enrol(course, "o@example.com", "learner"),
+    )
+    rescore = queue(other, generation=2)
+    first, second, third = queue(busy), queue(busy), queue(busy)
+    late = queue(other)
+    assert _claim(first.pk) == first
+    waiting = [rescore, second, third, late]
+    shown = {s.pk: selectors.queue_position(Submission.objects.get(pk=s.pk)) for s in waiting}
+    assert shown[late.pk] == 1 and shown[rescore.pk] == 4
+    claimed = []
+    while (next_one := _claim()) is not None:
+        claimed.append(next_one.pk)
+        Submission.objects.filter(pk=next_one.pk).update(status=Status.SCORED)
+    assert claimed == sorted(shown, key=lambda pk: shown[pk])
+
+
+def test_the_queue_wait_counts_uploads_not_rescores_of_old_rows(course, queue, learner) -> None:  # type: ignore[no-untyped-def]
+    old = queue(learner, generation=2)
+    Submission.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=7))
+    assert selectors.queue_health().oldest_wait_seconds < 60
+    assert ops_selectors.queue_stats().oldest_queued_age_seconds is None
+    fresh = queue(learner)  # a fresh upload does count
+    Submission.objects.filter(pk=fresh.pk).update(
+        created_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    assert 295 <= selectors.queue_health().oldest_wait_seconds <= 310
+    assert 295 <= (ops_selectors.queue_stats().oldest_queued_age_seconds or 0) <= 310
 
 
 def test_one_learners_burst_takes_turns_with_the_others(course, queue) -> None:  # type: ignore[no-untyped-def]
