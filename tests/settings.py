@@ -3,6 +3,7 @@
 import os
 import tempfile
 import uuid
+from pathlib import Path
 
 # A database per test session (pytest-django creates test_<name> and drops it at the end),
 # so parallel sessions on one PostgreSQL never drop each other's test database.
@@ -26,7 +27,7 @@ from server.settings import *  # noqa: E402,F403
 EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend"
 )
-EMAIL_FILE_PATH = os.environ.get("KATAKANA_MAIL_DIR", str(VAR_DIR / "mail"))  # noqa: F405
+EMAIL_FILE_PATH = Path(os.environ.get("KATAKANA_MAIL_DIR", str(VAR_DIR / "mail")))  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 # WhiteNoise warns about a missing STATIC_ROOT on every request; tests serve from finders.

@@ -57,6 +57,7 @@ def token_required(view: View) -> View:
         request.user = user
         with translation.override(user.language):
             wait = api_limited(request)
+            response: HttpResponse
             if wait:
                 response = api_error(429, "rate_limited", api_wait_message(wait))
                 response["Retry-After"] = str(wait)

@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from server.accounts.models import signed_in_user
 from server.api import payloads
 from server.api.auth import api_error, token_required
 from server.courses.models import Course, Enrollment, Role
@@ -72,7 +73,7 @@ def _submission_list(request: HttpRequest) -> HttpResponse:
         limit = min(max(int(request.GET.get("limit", DEFAULT_LIMIT)), 1), MAX_LIMIT)
     except ValueError:
         return api_error(400, "invalid_limit", _("limit must be a whole number."))
-    mine = Submission.objects.for_learner(request.user).select_related("course")
+    mine = Submission.objects.for_learner(signed_in_user(request)).select_related("course")
     if code := request.GET.get("course"):
         mine = mine.filter(course__code=code)
     items = [payloads.submission_summary(request, s) for s in mine[:limit]]
@@ -81,7 +82,7 @@ def _submission_list(request: HttpRequest) -> HttpResponse:
 
 def _course_for_upload(request: HttpRequest) -> Course | JsonResponse:
     code = request.POST.get("course", "").strip()
-    enrollments = Enrollment.objects.filter(user=request.user).select_related("course")
+    enrollments = Enrollment.objects.filter(user=signed_in_user(request)).select_related("course")
     if code:
         enrollment = enrollments.filter(course__code=code).first()
         if enrollment is None:
@@ -116,7 +117,7 @@ def _submission_create(request: HttpRequest) -> HttpResponse:
         return response
     try:
         created = submission_create(
-            learner=request.user, course=course, upload=form.cleaned_data["archive"]
+            learner=signed_in_user(request), course=course, upload=form.cleaned_data["archive"]
         )
     except SubmissionRejected as rejected:
         extra: dict[str, object] = {}
@@ -125,7 +126,7 @@ def _submission_create(request: HttpRequest) -> HttpResponse:
         retry_after = None
         if rejected.code == "quota_exhausted":
             # A client can sleep until the course day turns over instead of polling.
-            enrollment = Enrollment.objects.get(user=request.user, course=course)
+            enrollment = Enrollment.objects.get(user=signed_in_user(request), course=course)
             state = quota_state(enrollment)
             extra["resets_at"] = state.resets_at.isoformat()
             retry_after = max(1, state.seconds_to_reset)

@@ -51,7 +51,9 @@ class CourseSettingsForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in ("opens_at", "closes_at"):
-            self.fields[name].input_formats = [DATETIME_LOCAL, "%Y-%m-%d %H:%M"]
+            field = self.fields[name]
+            assert isinstance(field, forms.DateTimeField)
+            field.input_formats = [DATETIME_LOCAL, "%Y-%m-%d %H:%M"]
         ceiling = settings.KATAKANA_WALL_SECONDS
         self.fields["wall_seconds"].help_text = _(
             "At most %(seconds)s seconds: the server's own limit."
@@ -94,7 +96,7 @@ class CourseSettingsForm(forms.ModelForm):
         return value
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         opens: dt.datetime | None = data.get("opens_at")
         closes: dt.datetime | None = data.get("closes_at")
         if opens and closes and closes <= opens:
@@ -103,7 +105,8 @@ class CourseSettingsForm(forms.ModelForm):
 
 
 class TestSetUploadForm(forms.Form):
-    data = forms.FileField(label=_("Test images (test_data.npy)"))
+    # The form's metaclass takes declared fields off the class: form.data stays the POST.
+    data = forms.FileField(label=_("Test images (test_data.npy)"))  # type: ignore[assignment]
     labels = forms.FileField(label=_("Test labels (test_label.npy)"))
     note = forms.CharField(label=_("Note"), max_length=300, required=False)
 
@@ -145,7 +148,9 @@ class SubmissionFilterForm(forms.Form):
 
     def __init__(self, *args: Any, learners: list[Enrollment], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["learner"].choices = [("", _("all learners"))] + [
+        learner, status = self.fields["learner"], self.fields["status"]
+        assert isinstance(learner, forms.ChoiceField) and isinstance(status, forms.ChoiceField)
+        learner.choices = [("", _("all learners"))] + [
             (e.user_id, f"{e.user.name} <{e.user.email}>") for e in learners
         ]
-        self.fields["status"].choices = [("", _("all statuses")), *Status.choices]
+        status.choices = [("", _("all statuses")), *Status.choices]

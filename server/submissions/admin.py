@@ -28,7 +28,7 @@ class OutboxEmailAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Send again (unsent emails only, with a fresh attempt budget)"))
     def send_again(self, request: HttpRequest, queryset: QuerySet[OutboxEmail]) -> None:
-        count = outbox_retry(queryset)
+        count = outbox_retry(OutboxEmail.objects.filter(pk__in=queryset.values("pk")))
         self.message_user(
             request,
             ngettext("%(n)d email queued to be sent.", "%(n)d emails queued to be sent.", count)

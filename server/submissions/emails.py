@@ -11,13 +11,14 @@ re-sent by the sweeper.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -26,7 +27,13 @@ from scorer.errors import ERROR_CLASS_TEXT, ErrorClass
 from scorer.translation import fill
 from server.accounts.models import User
 from server.courses.models import Course
-from server.submissions.models import EmailKind, OutboxEmail, Status, Submission
+from server.submissions.models import (
+    EmailKind,
+    OutboxEmail,
+    OutboxEmailQuerySet,
+    Status,
+    Submission,
+)
 
 log = logging.getLogger(__name__)
 CLASS_NAMES = "アイウエオカキクケコサシスセソ"
@@ -83,7 +90,7 @@ def _account_email(
     return email
 
 
-def outbox_retry(emails: QuerySet[OutboxEmail]) -> int:
+def outbox_retry(emails: OutboxEmailQuerySet) -> int:
     """Give unsent emails a fresh attempt budget and send them now (after commit).
 
     For an operator once SMTP works again: rows given up at the attempt ceiling, or ones
@@ -126,7 +133,7 @@ def outbox_send(outbox_id: int) -> str:
         OutboxEmail.objects.still_tried()
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now), pk=outbox_id)
         .update(
-            claimed_until=now + timezone.timedelta(seconds=settings.EMAIL_TIMEOUT * 3 + 30),
+            claimed_until=now + dt.timedelta(seconds=settings.EMAIL_TIMEOUT * 3 + 30),
             attempts=F("attempts") + 1,
         )
     )
@@ -148,7 +155,7 @@ def outbox_send(outbox_id: int) -> str:
             return "gave-up"
         delay = email_retry_delay(email.attempts)
         OutboxEmail.objects.filter(pk=outbox_id).update(
-            claimed_until=timezone.now() + timezone.timedelta(seconds=delay), last_error=error
+            claimed_until=timezone.now() + dt.timedelta(seconds=delay), last_error=error
         )
         log.warning(
             "email %s: attempt %s failed (%s); retry in %.0f s",

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext_lazy as _
 
+from server.accounts.models import User
 from server.courses.models import Course, TestSet
 
 
@@ -104,7 +105,7 @@ def score_counts(*, untrusted: bool, self_reported: bool, course: Course) -> boo
 
 
 class SubmissionQuerySet(models.QuerySet["Submission"]):
-    def for_learner(self, user: object) -> SubmissionQuerySet:
+    def for_learner(self, user: User) -> SubmissionQuerySet:
         return self.filter(learner=user)
 
     def counting(self) -> SubmissionQuerySet:

@@ -169,7 +169,11 @@ def accuracy_history(learner_id: int, course: Course) -> list[HistoryPoint]:
         .order_by("created_at")
         .values_list("pk", "created_at", "accuracy", "self_reported", "counts")
     )
-    return [HistoryPoint(*row) for row in rows if row[2] is not None]
+    return [
+        HistoryPoint(pk, created_at, accuracy, self_reported, counts)
+        for pk, created_at, accuracy, self_reported, counts in rows
+        if accuracy is not None
+    ]
 
 
 # ---------------------------------------------------------------------------- instructor
@@ -246,6 +250,8 @@ def leaderboard(course: Course, now: dt.datetime | None = None) -> list[Leaderbo
             extra=Coalesce(Subquery(extra, output_field=IntegerField()), zero),
         )
     )
+    # The annotations above are attributes the model class does not declare.
+    annotated: list[Any] = list(rows)
     result = [
         LeaderboardRow(
             learner_id=e.user_id,
@@ -266,7 +272,7 @@ def leaderboard(course: Course, now: dt.datetime | None = None) -> list[Leaderbo
             used_today=e.used,
             limit_today=course.daily_quota + e.extra,
         )
-        for e in rows
+        for e in annotated
     ]
     result.sort(key=lambda r: (r.best_accuracy is None, -(r.best_accuracy or 0), r.name))
     return result

@@ -6,6 +6,7 @@ lock, enqueue after commit, conditional claims) so that no view or task repeats 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -25,6 +26,7 @@ from scorer.archive import ArchiveLimits, extract_submission
 from scorer.entry import detect_entry
 from scorer.errors import ErrorClass, ScoringError, gettext_noop
 from scorer.pipeline import ScoreOutcome, legacy_disabled_error
+from server.accounts.models import User
 from server.courses.models import Course, Enrollment, Role
 from server.submissions.models import Phase, Status, Submission, SubmissionQuerySet
 from server.submissions.quota import quota_state
@@ -80,7 +82,7 @@ def _spool(upload: UploadedFile) -> Path:
     return Path(tmp.name)
 
 
-def submission_create(*, learner: object, course: Course, upload: UploadedFile) -> Submission:
+def submission_create(*, learner: User, course: Course, upload: UploadedFile) -> Submission:
     """Accept an upload: intake check, quota under a row lock, store, enqueue after commit.
 
     Raises ``SubmissionRejected``; a rejected archive is still stored (status REJECTED,
@@ -108,6 +110,7 @@ def submission_create(*, learner: object, course: Course, upload: UploadedFile) 
             report, intake_error = None, error
         legacy_refused = report is not None and report.contract == "legacy"
         if intake_error is None and legacy_refused and not course.legacy_allowed:
+            assert report is not None  # legacy_refused says so
             intake_error = legacy_disabled_error(report.entry)
         submission = Submission(
             token=secrets.token_hex(16),
@@ -192,8 +195,8 @@ def publish_score_message(hint_id: int, *, countdown: float = 0.0) -> None:
 # Worker side
 
 
-def _lease(seconds: float | None = None) -> timezone.datetime:
-    return timezone.now() + timezone.timedelta(
+def _lease(seconds: float | None = None) -> dt.datetime:
+    return timezone.now() + dt.timedelta(
         seconds=settings.KATAKANA_LEASE_SECONDS if seconds is None else seconds
     )
 
@@ -204,7 +207,7 @@ def retry_delay(attempts: int) -> float:
     return float(min(settings.KATAKANA_RETRY_SECONDS * 2 ** max(attempts - 1, 0), 900))
 
 
-def claimable_queued(now: timezone.datetime) -> SubmissionQuerySet:
+def claimable_queued(now: dt.datetime) -> SubmissionQuerySet:
     """QUEUED submissions whose retry back-off (``lease_until`` on a QUEUED row) is over."""
     return Submission.objects.filter(status=Status.QUEUED).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lte=now)

@@ -17,6 +17,7 @@ cause are harmless: a task only acts after winning a conditional claim.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import shutil
 import time
@@ -49,7 +50,7 @@ class SweepReport:
     reaped: int = 0
 
 
-def sweep(*, now: timezone.datetime | None = None, reap: bool = True) -> SweepReport:
+def sweep(*, now: dt.datetime | None = None, reap: bool = True) -> SweepReport:
     now = now or timezone.now()
     report = SweepReport()
     reclaimed = _guarded("reclaim", lambda: _reclaim_expired_leases(now), (0, 0))
@@ -71,7 +72,7 @@ def _guarded(step: str, action: Callable[[], T], fallback: T) -> T:
         return fallback
 
 
-def _reclaim_expired_leases(now: timezone.datetime) -> tuple[int, int]:
+def _reclaim_expired_leases(now: dt.datetime) -> tuple[int, int]:
     from server.submissions.services import submission_record_infrastructure_failure
 
     reclaimed = abandoned = 0
@@ -96,11 +97,11 @@ def waiting_messages() -> int:
         client.close()
 
 
-def _top_up_messages(now: timezone.datetime) -> int:
+def _top_up_messages(now: dt.datetime) -> int:
     from server.submissions.services import claimable_queued, publish_score_message
 
     # The grace covers a publish that is still on its way after its commit.
-    cutoff = now - timezone.timedelta(seconds=settings.KATAKANA_REQUEUE_GRACE_SECONDS)
+    cutoff = now - dt.timedelta(seconds=settings.KATAKANA_REQUEUE_GRACE_SECONDS)
     claimable = claimable_queued(now).filter(enqueued_at__lt=cutoff)
     needed = claimable.count()
     if not needed:
@@ -114,10 +115,10 @@ def _top_up_messages(now: timezone.datetime) -> int:
     return len(hints)
 
 
-def _resend_unsent_emails(now: timezone.datetime) -> int:
+def _resend_unsent_emails(now: dt.datetime) -> int:
     from server.submissions.tasks import send_outbox_email
 
-    grace = timezone.timedelta(seconds=settings.KATAKANA_REQUEUE_GRACE_SECONDS)
+    grace = dt.timedelta(seconds=settings.KATAKANA_REQUEUE_GRACE_SECONDS)
     # A failed send holds its claim until its retry is due; past that plus the grace, the
     # retry message was lost. Rows at the attempt ceiling are left to the operator.
     pending = (

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
+from server.accounts.models import signed_in_user
 from server.courses.models import Enrollment, Role
 from server.ratelimits import upload_limited, upload_wait_message
 from server.submissions import charts, selectors, services
@@ -33,7 +34,7 @@ PROGRESS_STEPS = (Phase.QUEUED, Phase.CHECKING, Phase.RUNNING, Phase.SCORING)
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     enrollments = list(
-        Enrollment.objects.filter(user=request.user)
+        Enrollment.objects.filter(user=signed_in_user(request))
         .select_related("course")
         .order_by("-created_at")
     )
@@ -59,7 +60,7 @@ def course_page(request: HttpRequest, code: str) -> HttpResponse:
             if wait:
                 raise services.SubmissionRejected(upload_wait_message(wait), "rate_limited")
             submission = services.submission_create(
-                learner=request.user, course=course, upload=form.cleaned_data["archive"]
+                learner=signed_in_user(request), course=course, upload=form.cleaned_data["archive"]
             )
         except services.SubmissionRejected as rejected:
             form.add_error("archive", rejected.message)
@@ -82,7 +83,7 @@ def course_page(request: HttpRequest, code: str) -> HttpResponse:
         "submissions": submissions,
         "in_flight": [s.pk for s in submissions if not s.is_terminal],
         "queue": selectors.queue_health(),
-        "history_chart": _history_chart(request.user.pk, course, None),
+        "history_chart": _history_chart(signed_in_user(request).pk, course, None),
     }
     return render(request, "submissions/course.html", context, status=status)
 
