@@ -4,7 +4,6 @@ local check, and still at the accuracies recorded in samples/README.md."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -19,7 +18,12 @@ from sandbox.base import Limits, SandboxBackend
 from scorer.cli import main
 from scorer.entry import detect_entry
 from scorer.pipeline import ScoreConfig, score_zip
-from tests.sandbox.conftest import IMAGE, bwrap_unavailable_reason, docker_unavailable_reason
+from tests.sandbox.conftest import (
+    IMAGE,
+    bwrap_unavailable_reason,
+    docker_unavailable_reason,
+    require_backend,
+)
 
 README = Path(__file__).resolve().parents[2] / "samples" / "README.md"
 CONTRACTS = {
@@ -54,8 +58,7 @@ def server_backend() -> SandboxBackend:
     docker_reason = docker_unavailable_reason()
     if not docker_reason:
         return get_backend("docker")
-    if os.environ.get("KATAKANA_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"KATAKANA_REQUIRE_DOCKER=1 but {docker_reason}")
+    require_backend("docker")  # fails where Docker is required; else bubblewrap may do
     bwrap_reason = bwrap_unavailable_reason()
     if not bwrap_reason:
         return get_backend("bwrap")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.image import build as recipe
-from tests.sandbox.conftest import IMAGE, docker_unavailable_reason
+from tests.sandbox.conftest import IMAGE, require_backend
 
 
 def test_it_removes_older_root_filesystems_but_the_current_and_newest_previous(
@@ -37,8 +37,7 @@ def test_it_removes_older_root_filesystems_but_the_current_and_newest_previous(
 def test_it_untags_older_recipe_images_but_the_current_and_newest_previous(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if docker_unavailable_reason():
-        pytest.skip(docker_unavailable_reason())
+    require_backend("docker")
     monkeypatch.setenv("KATAKANA_CACHE", str(tmp_path))
     repo = "katakana-prune-test"
     tags = [f"cpu-{recipe.content_hash()}", "cpu-000000000000000b", "cpu-000000000000000a"]

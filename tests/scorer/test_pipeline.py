@@ -34,9 +34,10 @@ from tests.learner_models import (
 )
 from tests.sandbox.conftest import (
     IMAGE,
-    bwrap_unavailable_reason,
-    docker_unavailable_reason,
     processes_with,
+)
+from tests.sandbox.conftest import (
+    make_backend as sandbox_backend,
 )
 
 pytestmark = pytest.mark.docker
@@ -45,14 +46,7 @@ FAST = Limits(wall_seconds=60, memory_mb=1024, pids=128, cpus=1.0)
 
 
 def make_backend(name: str, **options: Any) -> SandboxBackend:
-    reason = docker_unavailable_reason() if name == "docker" else bwrap_unavailable_reason()
-    if reason:
-        if name == "docker" and os.environ.get("KATAKANA_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"KATAKANA_REQUIRE_DOCKER=1 but {reason}")
-        pytest.skip(reason)
-    from sandbox.backends import get_backend
-
-    return get_backend(name, **options)
+    return sandbox_backend(name, **options)
 
 
 @pytest.fixture(params=["docker", "bwrap"])
