@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import smtplib
 from collections.abc import Callable
 
 from django.conf import settings
@@ -146,9 +147,15 @@ def outbox_send(outbox_id: int) -> str:
         OutboxEmail.objects.filter(pk=outbox_id).update(skipped=True, claimed_until=None)
         return "not-needed"
     try:
-        build_message(email).send()
+        message = build_message(email)
+    except Exception as exc:  # a template or data fault: no retry can fix it
+        return _give_up_now(email, f"permanent (the email could not be made): {_text(exc)}")
+    try:
+        message.send()
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if permanent_refusal(exc):
+            return _give_up_now(email, f"permanent (the mail server refused it): {_text(exc)}")
+        error = _text(exc)
         if email.given_up:
             OutboxEmail.objects.filter(pk=outbox_id).update(claimed_until=None, last_error=error)
             log.error("email %s: giving up after %s attempts: %s", outbox_id, email.attempts, error)
@@ -167,6 +174,35 @@ def outbox_send(outbox_id: int) -> str:
         raise EmailDeferred(delay, error) from exc
     OutboxEmail.objects.filter(pk=outbox_id).update(sent_at=timezone.now(), last_error="")
     return "sent"
+
+
+def permanent_refusal(exc: BaseException) -> bool:
+    """A 5xx answer about this message or its recipients: sending again cannot help.
+
+    Refusals of the connection, the login or the sender are the deployment's to fix (a
+    wrong password, a down relay): those stay transient and are retried, so every email
+    goes out once an operator repairs the settings.
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    if isinstance(exc, smtplib.SMTPDataError):
+        return exc.smtp_code >= 500
+    return False
+
+
+def _give_up_now(email: OutboxEmail, error: str) -> str:
+    OutboxEmail.objects.filter(pk=email.pk).update(
+        claimed_until=None,
+        attempts=max(email.attempts, settings.KATAKANA_EMAIL_MAX_ATTEMPTS),
+        last_error=error[:2000],
+    )
+    log.error("email %s: given up at once: %s", email.pk, error)
+    return "gave-up"
+
+
+def _text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def email_context(submission: Submission) -> dict[str, object]:

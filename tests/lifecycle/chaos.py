@@ -205,6 +205,8 @@ class SmtpServer:
 
     port: int = field(default_factory=free_port)
     messages: list[email.message.Message] = field(default_factory=list)
+    # What it answers to RCPT TO: "550 no such user" makes a permanent refusal.
+    rcpt_reply: bytes = b"250 ok"
     _server: socketserver.ThreadingTCPServer | None = None
 
     def start(self) -> None:
@@ -227,6 +229,8 @@ class SmtpServer:
                     elif verb == b"QUIT":
                         self.wfile.write(b"221 bye\r\n")
                         return
+                    elif verb == b"RCPT":
+                        self.wfile.write(outer.rcpt_reply + b"\r\n")
                     else:  # MAIL, RCPT, RSET, NOOP
                         self.wfile.write(b"250 ok\r\n")
 

@@ -76,3 +76,58 @@ def test_a_send_that_keeps_failing_stops_at_the_attempt_ceiling(lifecycle, setti
     assert email.attempts == 3 and email.sent_at is None and email.last_error
     OutboxEmail.objects.filter(pk=email.pk).update(created_at=email.created_at.replace(year=2000))
     assert sweep(reap=False).emails == 0  # nothing re-sent past the ceiling
+
+
+@pytest.mark.parametrize(
+    ("rcpt_reply", "expected"),
+    [(b"550 5.1.1 no such user", ["gave-up"]), (b"450 4.2.1 try later", ["deferred"])],
+)
+def test_a_permanent_refusal_gives_up_at_once_and_says_why(  # type: ignore[no-untyped-def]
+    lifecycle, settings, rcpt_reply: bytes, expected: list[str]
+) -> None:
+    from server.submissions import emails
+    from server.submissions.models import Status, Submission
+
+    smtp = chaos.SmtpServer(rcpt_reply=rcpt_reply)
+    smtp.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+    settings.KATAKANA_EMAIL_MAX_ATTEMPTS = 5
+    submission = lifecycle.submit()
+    Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
+    submission.refresh_from_db()
+    email = emails.outbox_create(submission)
+    try:
+        try:
+            results = [emails.outbox_send(email.pk)]
+        except emails.EmailDeferred:
+            results = ["deferred"]
+    finally:
+        smtp.stop()
+    email.refresh_from_db()
+    assert results == expected
+    # A 5xx refusal of the recipient cannot succeed later: no four more attempts.
+    assert email.given_up == (expected == ["gave-up"])
+    assert ("permanent (the mail server refused it)" in email.last_error) == email.given_up
+    assert "SMTPRecipientsRefused" in email.last_error
+
+
+def test_an_email_that_cannot_be_made_gives_up_at_once(  # type: ignore[no-untyped-def]
+    lifecycle, settings, monkeypatch
+) -> None:
+    from django.template import TemplateSyntaxError
+
+    from server.submissions import emails
+    from server.submissions.models import Status, Submission
+
+    def broken(_email: object) -> None:
+        raise TemplateSyntaxError("Invalid block tag 'endblocktrans'")
+
+    monkeypatch.setattr(emails, "build_message", broken)
+    submission = lifecycle.submit()
+    Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
+    submission.refresh_from_db()
+    email = emails.outbox_create(submission)
+    assert emails.outbox_send(email.pk) == "gave-up"
+    email.refresh_from_db()
+    assert email.given_up and email.last_error.startswith("permanent (the email could not be made)")
