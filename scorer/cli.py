@@ -35,6 +35,7 @@ import numpy as np
 
 from sandbox.base import InfrastructureError, Limits, SandboxBackend
 from scorer.errors import ERROR_CLASS_TEXT, ErrorClass, ScoringError, gettext_noop
+from scorer.metrics import CLASS_NAMES
 from scorer.pipeline import HARNESS_DIR, ScoreConfig, ScoreOutcome, score_zip
 from scorer.testset import DATA_FILE, LABEL_FILE, store_testset
 from scorer.translation import LANGUAGES, Translate, fill, translator
@@ -43,7 +44,6 @@ EXIT_SCORED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_IMAGE = "katakana-sandbox:cpu"
 COURSE_TEST_SIZE = 14500
 DEFAULT_THRESHOLD = 0.98
-CLASS_NAMES = "アイウエオカキクケコサシスセソ"
 TRAIN_FILES = ("train_data.npy", "train_label.npy")
 _EXPECTED_SIZE_LINE = re.compile(r"^EXPECTED_SIZE = 14500$", re.MULTILINE)
 

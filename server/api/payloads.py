@@ -6,12 +6,10 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.translation import gettext as _
 
-from scorer.errors import ERROR_CLASS_TEXT, ErrorClass
 from server.accounts.models import User
-from server.submissions.emails import CLASS_NAMES, render_error_message
 from server.submissions.models import Submission
+from server.submissions.presentation import ErrorView, result_view
 from server.submissions.selectors import queue_position
 
 
@@ -43,11 +41,9 @@ def submission_summary(request: HttpRequest, submission: Submission) -> dict[str
 
 
 def submission_detail(request: HttpRequest, submission: Submission) -> dict[str, Any]:
-    metrics = submission.metrics or {}
+    view = result_view(submission)
     per_class = [
-        {"class_id": index, "label": CLASS_NAMES[index], "accuracy": accuracy}
-        for index, accuracy in enumerate(metrics.get("per_class_accuracy", []))
-        if index < len(CLASS_NAMES)
+        {"class_id": c.class_id, "label": c.label, "accuracy": c.accuracy} for c in view.per_class
     ]
     return {
         **submission_summary(request, submission),
@@ -57,25 +53,21 @@ def submission_detail(request: HttpRequest, submission: Submission) -> dict[str,
         "contract": submission.contract,
         "entry": submission.entry,
         "pass_threshold": submission.course.pass_threshold,
-        "balanced_accuracy": metrics.get("balanced_accuracy"),
+        "balanced_accuracy": view.balanced_accuracy,
         "per_class_accuracy": per_class,
-        "error": _error(submission),
+        "error": _error(view.error),
     }
 
 
-def _error(submission: Submission) -> dict[str, Any] | None:
-    if not submission.error_class:
+def _error(error: ErrorView | None) -> dict[str, Any] | None:
+    if error is None:
         return None
-    try:
-        title, advice = ERROR_CLASS_TEXT[ErrorClass(submission.error_class)]
-    except (ValueError, KeyError):
-        title, advice = "", ""
     return {
-        "class": submission.error_class,
-        "code": submission.error_code,
-        "title": _(title) if title else "",
-        "message": render_error_message(submission),
-        "advice": _(advice) if advice else "",
+        "class": error.error_class,
+        "code": error.code,
+        "title": error.title,
+        "message": error.message,
+        "advice": error.advice,
     }
 
 

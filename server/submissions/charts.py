@@ -19,7 +19,8 @@ from typing import NamedTuple
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-CLASS_NAMES = "アイウエオカキクケコサシスセソ"
+from scorer.metrics import CLASS_NAMES
+
 OK, BAD, ACCENT, GRID, MUTED = "#12805c", "#c0362c", "#2f5bea", "#e4e7ec", "#667085"
 # Room right of the plot for the threshold line's label.
 THRESHOLD_MARGIN = 76

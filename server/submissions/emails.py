@@ -24,8 +24,6 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from scorer.errors import ERROR_CLASS_TEXT, ErrorClass
-from scorer.translation import fill
 from server.accounts.models import User
 from server.courses.models import Course
 from server.submissions.models import (
@@ -35,9 +33,9 @@ from server.submissions.models import (
     Status,
     Submission,
 )
+from server.submissions.presentation import result_view
 
 log = logging.getLogger(__name__)
-CLASS_NAMES = "アイウエオカキクケコサシスセソ"
 
 
 class EmailDeferred(Exception):
@@ -206,35 +204,22 @@ def _text(exc: BaseException) -> str:
 
 
 def email_context(submission: Submission) -> dict[str, object]:
-    per_class = []
-    if submission.metrics:
-        for index, acc in enumerate(submission.metrics.get("per_class_accuracy", [])):
-            per_class.append({"name": CLASS_NAMES[index], "accuracy": acc})
-    error_title = error_advice = ""
-    if submission.error_class:
-        title, advice = ERROR_CLASS_TEXT.get(
-            ErrorClass(submission.error_class), ERROR_CLASS_TEXT[ErrorClass.LEARNER_EXCEPTION]
-        )
-        error_title, error_advice = translation.gettext(title), translation.gettext(advice)
+    """The result page's and the emails' context: ``presentation.result_view`` laid out."""
+    view = result_view(submission)
+    error = view.error
     return {
         "submission": submission,
         "course": submission.course,
         "learner": submission.learner,
-        "per_class": per_class,
-        # passed / below / not_counted: the pass rule of Submission.verdict, one for all.
-        "verdict": submission.verdict,
-        "passed": submission.passed,
-        "error_title": error_title,
-        "error_advice": error_advice,
-        "error_message": render_error_message(submission),
+        "result": view,
+        "per_class": [{"name": c.label, "accuracy": c.accuracy} for c in view.per_class],
+        "verdict": view.verdict,
+        "passed": view.passed,
+        "error_title": error.title if error else "",
+        "error_advice": error.advice if error else "",
+        "error_message": error.message if error else "",
         "url": settings.SITE_URL + reverse("submission_detail", args=[submission.pk]),
     }
-
-
-def render_error_message(submission: Submission) -> str:
-    if not submission.error_message:
-        return ""
-    return fill(translation.gettext, submission.error_message, submission.error_params)
 
 
 def still_needed(email: OutboxEmail) -> bool:

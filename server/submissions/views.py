@@ -25,6 +25,7 @@ from server.submissions import charts, selectors, services
 from server.submissions.emails import email_context
 from server.submissions.forms import UploadForm
 from server.submissions.models import Phase, ScoreSource, Status, Submission
+from server.submissions.presentation import result_view
 from server.submissions.quota import quota_state
 
 # The steps a learner sees, in order; the last one is the run's terminal status.
@@ -170,23 +171,23 @@ def result_context(submission: Submission, user: Any) -> dict[str, Any]:
         history_chart=None,
         balanced_accuracy=None,
     )
-    metrics = submission.metrics or {}
+    view = result_view(submission)
     threshold_label = _("threshold")
-    if metrics.get("per_class_accuracy"):
+    if view.per_class:
         context["per_class_chart"] = charts.per_class_bars(
-            metrics["per_class_accuracy"],
+            [c.accuracy for c in view.per_class],
             course.pass_threshold,
             label=_("Accuracy per class"),
             threshold_label=threshold_label,
         )
-    if metrics.get("confusion"):
+    if view.confusion:
         context["confusion_chart"] = charts.confusion_heatmap(
-            metrics["confusion"],
+            view.confusion,
             label=_("Confusion matrix"),
             true_label=_("true class"),
             predicted_label=_("predicted class"),
         )
-    context["balanced_accuracy"] = metrics.get("balanced_accuracy")
+    context["balanced_accuracy"] = view.balanced_accuracy
     context["result_email"] = submission.emails.filter(generation=submission.generation).first()
     context["history_chart"] = _history_chart(submission.learner_id, course, submission.pk)
     return context

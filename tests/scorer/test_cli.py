@@ -153,7 +153,7 @@ def test_a_failing_notebook_exits_1_with_the_error_class_message_and_advice(
     assert "Verdict: learner_exception" in out
     assert "Your code raised an exception" in out
     assert "Your code raised NameError" in out
-    assert "What to do: Read the traceback" in out
+    assert "What to do: The message names the exception" in out
     assert "NameError: name 'undefined_name' is not defined" in out
 
 
