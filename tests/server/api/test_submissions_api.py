@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from server.accounts.tokens import api_token_create, api_token_revoke
 from server.submissions.models import Status, Submission
+from tests.factories import make_submission
 from tests.scorer.zips import make_zip
 
 CODE = "dl_test_2026"
@@ -42,18 +43,6 @@ def zip_upload(
 ) -> SimpleUploadedFile:
     path = make_zip(tmp_path / name, files)
     return SimpleUploadedFile(name, path.read_bytes(), content_type="application/zip")
-
-
-def make_submission(course, learner, **fields) -> Submission:  # type: ignore[no-untyped-def]
-    defaults = {
-        "token": f"t{Submission.objects.count()}{learner.pk}",
-        "course": course,
-        "learner": learner,
-        "archive": "x.zip",
-        "original_name": "mine.zip",
-        "sha256": "0" * 64,
-    }
-    return Submission.objects.create(**{**defaults, **fields})
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import re
 from django.urls import reverse
 
 from server.courses.models import Course
-from tests.server.courses.web import make_submission
+from tests.factories import make_submission
 
 
 def _login(client, user, language: str = "en"):  # type: ignore[no-untyped-def]

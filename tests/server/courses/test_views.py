@@ -21,7 +21,7 @@ from server.courses.services import course_create, enrollment_create
 from server.submissions.models import Status, Submission
 from server.submissions.quota import quota_state
 from tests.conftest import write_small_testset
-from tests.server.courses.web import make_submission
+from tests.factories import make_submission
 
 INSTRUCTOR_GETS = [
     "leaderboard",

@@ -13,7 +13,7 @@ from server.accounts.tokens import api_token_create
 from server.courses.models import Course
 from server.submissions.emails import build_message
 from server.submissions.models import EmailKind, OutboxEmail, Status, Submission
-from tests.server.courses.web import make_submission
+from tests.factories import make_submission
 
 DETAIL = "Traceback: label-7f3a leaked through detail"
 LOG = "printed-9c1e 0 0 255 leaked through the log"

@@ -15,7 +15,7 @@ import pytest
 from server.courses.models import Course
 from server.submissions import selectors
 from server.submissions.models import Submission, Verdict
-from tests.server.courses.web import make_submission
+from tests.factories import make_submission
 
 # (untrusted, self_reported, course.self_reported_counts) -> counts
 TRUTH = {

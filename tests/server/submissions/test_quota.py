@@ -22,7 +22,8 @@ from server.submissions import services
 from server.submissions.models import Status, Submission
 from server.submissions.quota import quota_state
 from server.submissions.selectors import quota_line
-from tests.server.courses.web import make_submission, notebook_zip
+from tests.factories import make_submission
+from tests.server.courses.web import notebook_zip
 
 JST = ZoneInfo("Asia/Tokyo")
 # 18:48 JST: 5 h 12 min before the course day ends.

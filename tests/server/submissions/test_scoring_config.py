@@ -6,7 +6,7 @@ import pytest
 
 from sandbox.backends import get_backend
 from server.submissions.scoring import score_config
-from tests.server.courses.web import make_submission
+from tests.factories import make_submission
 
 
 @pytest.mark.parametrize("allowed", [False, True])

@@ -12,7 +12,7 @@ from server.accounts.tokens import api_token_create
 from server.courses.models import Course
 from server.submissions.emails import build_message
 from server.submissions.models import EmailKind, OutboxEmail, Submission
-from tests.server.courses.web import make_submission
+from tests.factories import make_submission
 
 
 def _login(client, user, language: str = "en"):  # type: ignore[no-untyped-def]

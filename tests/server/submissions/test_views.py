@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from server.submissions.models import Phase, Status, Submission
-from tests.server.courses.web import make_submission, notebook_zip
+from tests.factories import make_submission
+from tests.server.courses.web import notebook_zip
 
 
 def _login(client, user, language: str = "en"):  # type: ignore[no-untyped-def]
