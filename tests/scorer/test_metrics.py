@@ -139,9 +139,9 @@ def test_to_dict_is_json_storable(true: list[int]) -> None:
 
 
 def test_mismatched_lengths_or_bad_labels_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="do not match 2 labels"):
         compute_metrics(np.zeros(3, dtype=np.int64), onehot([0, 1]))
     bad = onehot([0, 1])
     bad[0, 3] = 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="exactly one 1 per row"):
         compute_metrics(np.zeros(2, dtype=np.int64), bad)

@@ -199,6 +199,7 @@ def test_a_missing_stored_file_fails_verification(tmp_path: Path) -> None:
 
 
 def test_storing_an_invalid_set_writes_nothing(tmp_path: Path) -> None:
-    with pytest.raises(ScoringError):
+    with pytest.raises(ScoringError) as caught:
         store_testset(*save(tmp_path, images() / 255.0, one_hot()), tmp_path / "store")
+    assert caught.value.code == "testset_data_scale"
     assert not (tmp_path / "store").exists()
