@@ -7,8 +7,6 @@ the course gets a 404, never a hint that the page exists.
 
 from __future__ import annotations
 
-import csv
-import io
 import tempfile
 from pathlib import Path
 
@@ -31,12 +29,10 @@ from server.courses.forms import (
 )
 from server.courses.models import Course, Enrollment, Role, TestSet
 from server.courses.services import testset_load
+from server.exports import excel_csv_response, excel_safe
 from server.ops.health import email_trouble
 from server.submissions import charts, selectors, services
 from server.submissions.models import Submission
-
-# Excel runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _nav(course: Course, active: str) -> dict[str, object]:
@@ -77,10 +73,6 @@ def leaderboard(request: HttpRequest, code: str) -> HttpResponse:
     return render(request, "courses/leaderboard.html", context)
 
 
-def _excel_safe(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
-
-
 def _yes_no(flag: bool, score: float | None) -> str:
     """A flag of a score; blank where there is no score to qualify."""
     if score is None:
@@ -92,49 +84,40 @@ def _yes_no(flag: bool, score: float | None) -> str:
 def leaderboard_csv(request: HttpRequest, code: str) -> HttpResponse:
     """UTF-8 with a BOM and CRLF line ends: Excel opens it with the Japanese names intact."""
     course = selectors.course_for_instructor(request.user, code)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(
-        [
-            _("rank"),
-            _("name"),
-            _("email"),
-            _("best accuracy"),
-            _("best is self-reported"),
-            _("latest accuracy"),
-            _("latest is self-reported"),
-            _("latest is untrusted"),
-            _("passed"),
-            _("submissions"),
-            _("last activity"),
-        ]
-    )
+    header = [
+        _("rank"),
+        _("name"),
+        _("email"),
+        _("best accuracy"),
+        _("best is self-reported"),
+        _("latest accuracy"),
+        _("latest is self-reported"),
+        _("latest is untrusted"),
+        _("passed"),
+        _("submissions"),
+        _("last activity"),
+    ]
     zone = course.tz
-    for rank, row in enumerate(selectors.leaderboard(course), start=1):
-        writer.writerow(
-            [
-                rank if row.best_accuracy is not None else "",
-                _excel_safe(row.name),
-                _excel_safe(row.email),
-                "" if row.best_accuracy is None else f"{row.best_accuracy:.4f}",
-                _yes_no(row.best_self_reported, row.best_accuracy),
-                "" if row.latest_accuracy is None else f"{row.latest_accuracy:.4f}",
-                _yes_no(row.latest_self_reported, row.latest_accuracy),
-                _yes_no(row.latest_untrusted, row.latest_accuracy),
-                _("yes") if row.passed else _("no"),
-                row.submissions,
-                row.last_activity.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-                if row.last_activity
-                else "",
-            ]
-        )
-    body = ("\ufeff" + buffer.getvalue()).encode("utf-8")
-    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    rows = [
+        [
+            rank if row.best_accuracy is not None else "",
+            excel_safe(row.name),
+            excel_safe(row.email),
+            "" if row.best_accuracy is None else f"{row.best_accuracy:.4f}",
+            _yes_no(row.best_self_reported, row.best_accuracy),
+            "" if row.latest_accuracy is None else f"{row.latest_accuracy:.4f}",
+            _yes_no(row.latest_self_reported, row.latest_accuracy),
+            _yes_no(row.latest_untrusted, row.latest_accuracy),
+            _("yes") if row.passed else _("no"),
+            row.submissions,
+            row.last_activity.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            if row.last_activity
+            else "",
+        ]
+        for rank, row in enumerate(selectors.leaderboard(course), start=1)
+    ]
     stamp = timezone.now().astimezone(zone).strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = (
-        f'attachment; filename="{course.code}-leaderboard-{stamp}.csv"'
-    )
-    return response
+    return excel_csv_response(header, rows, f"{course.code}-leaderboard-{stamp}.csv")
 
 
 @login_required

@@ -17,11 +17,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
 from server.accounts.models import signed_in_user
 from server.courses.models import Enrollment, Role
 from server.ratelimits import upload_limited, upload_wait_message
-from server.submissions import charts, selectors, services
+from server.submissions import charts, progress, selectors, services
 from server.submissions.emails import email_context
 from server.submissions.forms import UploadForm
 from server.submissions.models import Phase, ScoreSource, Status, Submission
@@ -256,3 +257,19 @@ def submission_archive(request: HttpRequest, pk: int) -> FileResponse:
         filename=submission.original_name or f"submission-{submission.pk}.zip",
         content_type="application/zip",
     )
+
+
+@login_required
+@require_GET
+def my_history_csv(request: HttpRequest, code: str) -> HttpResponse:
+    """The signed-in learner's own scored submissions, for a spreadsheet."""
+    course, _enrollment = selectors.course_for_member(request.user, code)
+    return progress.history_csv(signed_in_user(request).pk, course)
+
+
+@login_required
+@require_GET
+def my_history_png(request: HttpRequest, code: str) -> HttpResponse:
+    """The signed-in learner's accuracy over time as a 1280x720 chart for a slide."""
+    course, _enrollment = selectors.course_for_member(request.user, code)
+    return progress.history_png(signed_in_user(request).pk, course)
