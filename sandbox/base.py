@@ -73,7 +73,8 @@ class Limits:
     nofile: int = 4096
     # Captured stdout/stderr, per stream; beyond this a truncation marker is appended.
     stream_cap_bytes: int = 1 << 20
-    # Everything under /out together (a host directory): the run is killed beyond either.
+    # Everything under /out together: the size of the run's own tmpfs (sandbox/outfs.py,
+    # plus a little slack), hidden files included; the run is killed beyond either.
     # predictions.npy for 14,500 x 15 float64 scores is 1.7 MB; the rest is headroom.
     out_max_bytes: int = 256 << 20
     out_max_files: int = 1000
@@ -94,7 +95,8 @@ class RunSpec:
     command: Sequence[str]
     workdir: str
     mounts: Sequence[Mount]
-    # Host directory mounted read-write at /out: the only writable path besides tmpfs.
+    # Where the run's outputs are left on the host: /out itself is a capped tmpfs the
+    # backend mounts for the run and copies into this directory afterwards.
     out_dir: Path
     limits: Limits = field(default_factory=Limits)
     env: Mapping[str, str] = field(default_factory=dict)

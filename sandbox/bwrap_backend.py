@@ -6,7 +6,8 @@ Isolation (what each piece relies on):
   with ``--disable-userns`` (no nested ``unshare -U``), ``--new-session`` (no TIOCSTI,
   CVE-2017-5226) and ``--die-with-parent``. The root is an empty tmpfs remounted
   read-only; the image's ``/usr``, ``/etc``, ``/var``, ``/opt`` are bound read-only,
-  ``/tmp`` and ``/dev/shm`` are size-capped tmpfs (``--size``), only ``/out`` is writable.
+  ``/tmp`` and ``/dev/shm`` are size-capped tmpfs (``--size``), only ``/out`` is writable,
+  and it is a tmpfs of the run's own sized by the output caps (``sandbox/outfs.py``).
   The network namespace has ``lo`` only.
 * Identity: as root, the worker drops to host uid/gid 65534 (``setpriv``) before bwrap,
   so sandboxed processes are ``nobody`` on the host too, as with Docker. Because bwrap
@@ -31,6 +32,7 @@ Isolation (what each piece relies on):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -51,8 +53,10 @@ from sandbox.docker_backend import (
     SANDBOX_UID,
     OutputWatcher,
     discard_outputs,
+    finish_outputs,
     prepare_host_paths,
 )
+from sandbox.outfs import OutFs, capped_out
 
 STAGE_ROOT = Path("/run/katakana-bwrap")
 # Top-level rootfs directories bound read-only; everything else is a fresh mount or absent.
@@ -135,6 +139,13 @@ class BwrapBackend:
         self.kill(spec.name)
         digest = self.image_digest(spec.image)
         prepare_host_paths(spec)
+        with capped_out(spec.out_dir, spec.limits) as outfs:
+            # The run writes to the capped tmpfs; the outputs reach out_dir after.
+            result = self._run(dataclasses.replace(spec, out_dir=outfs.path), digest, outfs)
+            finish_outputs(result, outfs, spec)
+        return result
+
+    def _run(self, spec: RunSpec, digest: str, outfs: OutFs) -> RunResult:
         with RunCgroup.create(spec.name, spec.limits) as cgroup, _seccomp_fd() as seccomp_fd:
             status_read, status_write = os.pipe()
             try:
@@ -155,7 +166,7 @@ class BwrapBackend:
                 os.close(status_write)
             self._live[spec.name] = proc
             try:
-                return self._supervise(proc, spec, cgroup, status_read, digest)
+                return self._supervise(proc, spec, cgroup, status_read, digest, outfs)
             finally:
                 self._live.pop(spec.name, None)
                 _kill_tree(proc, cgroup)
@@ -167,6 +178,7 @@ class BwrapBackend:
         cgroup: RunCgroup,
         status_read: int,
         digest: str,
+        outfs: OutFs,
     ) -> RunResult:
         cap = spec.limits.stream_cap_bytes
         out, err = CappedStream(cap), CappedStream(cap)
@@ -184,6 +196,7 @@ class BwrapBackend:
             max_bytes=spec.limits.out_max_bytes,
             max_files=spec.limits.out_max_files,
             on_exceeded=lambda: _kill_tree(proc, cgroup),
+            fs=outfs,
         )
         watcher.start()
         try:

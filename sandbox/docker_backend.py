@@ -11,15 +11,18 @@ json-file logs; stdout/stderr are captured through ``attach`` by a thread that k
 worker, with ``container.kill()`` (SIGKILL, no grace: a SIGTERM handler buys nothing); a
 reaper (``reap``) is the backstop when the worker itself dies.
 
-``/out`` is a host directory: besides the per-file ``fsize`` ulimit, an ``OutputWatcher``
-thread sums the bytes and entries under it every 0.05 s and kills the container past
-``Limits.out_max_bytes``/``out_max_files`` (``RunResult.output_exceeded``); what the run
-wrote is then deleted.
+``/out`` is a tmpfs of the run's own, mounted by the worker and sized by
+``Limits.out_max_bytes``/``out_max_files`` (``sandbox/outfs.py``): the kernel refuses what
+passes it, files unlinked while open included. An ``OutputWatcher`` thread reads that
+filesystem's usage and the tree every 0.05 s and kills the container past the caps
+(``RunResult.output_exceeded``); what the run wrote is then deleted. Otherwise the outputs
+are copied into the spec's plain ``out_dir`` once the container is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import stat
@@ -43,6 +46,7 @@ from sandbox.base import (
     RunResult,
     RunSpec,
 )
+from sandbox.outfs import OutFs, capped_out, copy_out
 
 SANDBOX_UID = 65534
 # RLIMIT_FSIZE for every file a run writes. /out is a host directory without a quota of
@@ -63,11 +67,10 @@ WARM_LABEL = "katakana.warm.idle_max"
 class OutputWatcher:
     """Watches a run's ``/out`` host directory and calls ``on_exceeded`` once past a cap.
 
-    Polling, not a filesystem quota: quotas (XFS project quotas, a loop image per run)
-    need a mount in the engine's namespace, which a worker in a container does not have.
-    The trade-off: a run may overshoot by what it writes in ``interval`` seconds before it
-    is killed. A scan stops counting as soon as a cap is passed, so a tree of a million
-    entries costs no more than ``max_files`` stat calls.
+    The kernel caps ``/out`` (``outfs``); this says so early, as a verdict: it kills the run
+    once the filesystem's usage (``fs``, which counts files unlinked while open) or the
+    visible tree passes the caps. A scan stops counting as soon as a cap is passed, so a
+    tree of a million entries costs no more than ``max_files`` stat calls.
     """
 
     def __init__(
@@ -78,8 +81,10 @@ class OutputWatcher:
         max_files: int,
         on_exceeded: Callable[[], None],
         interval: float = OUT_WATCH_SECONDS,
+        fs: OutFs | None = None,
     ) -> None:
         self.out_dir = out_dir
+        self.fs = fs
         self.max_bytes = max_bytes
         self.max_files = max_files
         self.exceeded = False
@@ -109,6 +114,9 @@ class OutputWatcher:
                 return
 
     def over_cap(self) -> bool:
+        used = self.fs.used_bytes() if self.fs is not None else None
+        if used is not None and used > self.max_bytes:
+            return True
         total, count = 0, 0
         todo = [str(self.out_dir)]
         while todo:
@@ -149,8 +157,8 @@ def prepare_host_paths(spec: RunSpec) -> None:
     accepted: any local user who can reach the directory could write into it during the
     run, so the run directory's parent must be a root-owned 0700 directory (mkdtemp).
     Chowning to 65534 instead would let the host's ``nobody`` services own our files.
-    The total size of ``/out`` is capped during the run by ``OutputWatcher``; a hard
-    filesystem cap (``out_dir`` on a small tmpfs or loop image) may still be added.
+    The backends bind a capped tmpfs (``outfs``) as ``/out``, not this directory, and
+    copy the outputs here after the run.
     Read-only mounts get o+r (files) and o+rx (directories); symlinks are never followed
     (``chmod`` would follow them, so they are skipped after ``lstat``).
     """
@@ -205,20 +213,26 @@ class DockerBackend:
         self.kill(spec.name)  # a previous attempt's leftover never runs beside this one
         prepare_host_paths(spec)
         digest = self.image_digest(spec.image)
-        with _engine_errors("create"):
-            container = self._client.containers.create(**self._create_kwargs(spec))
-        try:
-            result = self._run_container(container, spec, digest)
-        except BaseException:
-            # Keep the run's own error: a removal failing too (the engine went away) would
-            # otherwise replace it in the logs. The reaper removes what is left.
-            with contextlib.suppress(InfrastructureError):
-                self._remove(container)
-            raise
-        self._remove(container)
+        with capped_out(spec.out_dir, spec.limits) as outfs:
+            # The container writes to the capped tmpfs; the outputs reach out_dir after.
+            inner = dataclasses.replace(spec, out_dir=outfs.path)
+            with _engine_errors("create"):
+                container = self._client.containers.create(**self._create_kwargs(inner))
+            try:
+                result = self._run_container(container, inner, digest, outfs)
+            except BaseException:
+                # Keep the run's own error: a removal failing too (the engine went away)
+                # would otherwise replace it in the logs. The reaper removes what is left.
+                with contextlib.suppress(InfrastructureError):
+                    self._remove(container)
+                raise
+            self._remove(container)
+            finish_outputs(result, outfs, spec)
         return result
 
-    def _run_container(self, container: Any, spec: RunSpec, digest: str) -> RunResult:
+    def _run_container(
+        self, container: Any, spec: RunSpec, digest: str, outfs: OutFs | None = None
+    ) -> RunResult:
         cap = spec.limits.stream_cap_bytes
         out, err = CappedStream(cap), CappedStream(cap)
         reader = self.attach(container, out.feed, err.feed)
@@ -229,7 +243,7 @@ class DockerBackend:
             with _engine_errors("inspect"):
                 container.reload()
             self._on_started(container.attrs)
-        ended = supervise(container, spec, spec.out_dir, started)
+        ended = supervise(container, spec, spec.out_dir, started, outfs)
         reader.join(STREAM_JOIN_SECONDS)
         return collect_result(container, spec, ended, out, err, self.name, digest)
 
@@ -358,7 +372,18 @@ class RunEnd:
     wall_seconds: float
 
 
-def supervise(container: Any, spec: RunSpec, out_dir: Path, started: float) -> RunEnd:
+def finish_outputs(result: RunResult, outfs: OutFs, spec: RunSpec) -> None:
+    """Copy a dead run's capped outputs into ``spec.out_dir`` (within the byte cap)."""
+    if result.output_exceeded:
+        return
+    if not copy_out(outfs.path, spec.out_dir, spec.limits.out_max_bytes):
+        discard_outputs(spec.out_dir)
+        result.output_exceeded = True
+
+
+def supervise(
+    container: Any, spec: RunSpec, out_dir: Path, started: float, outfs: OutFs | None = None
+) -> RunEnd:
     """Wait for a started run until it exits or its wall limit (from ``started``) passes.
 
     Kills it at the wall limit or as soon as ``out_dir`` passes the output caps; in the
@@ -374,6 +399,7 @@ def supervise(container: Any, spec: RunSpec, out_dir: Path, started: float) -> R
         max_bytes=limits.out_max_bytes,
         max_files=limits.out_max_files,
         on_exceeded=kill_for_output,
+        fs=outfs,
     )
     watcher.start()
     timed_out = False

@@ -14,7 +14,8 @@ run binds the pipeline's ones, with the same hardened profile (``DockerBackend``
     <slot>/submission → the spec's workdir (read-only), filled when the job comes
     <slot>/data       → /work/1_data (read-only), gets test_data.npy when the job comes
     <slot>/control    → /control (read-only): the host writes job.json, which starts it
-    <slot>/out        → /out (read-write, watched by the output cap), moved afterwards
+    <slot>/out        → /out (read-write): a tmpfs sized by the output caps (outfs), its
+                        contents copied to the spec's out_dir afterwards
 
 Only specs the pool understands go warm: a ``python3 SCRIPT ARGS`` command whose mounts
 are the submission folder, ``/work/1_data/test_data.npy`` and this harness. Anything
@@ -56,9 +57,11 @@ from sandbox.docker_backend import (
     WARM_LABEL,
     DockerBackend,
     collect_result,
+    finish_outputs,
     prepare_host_paths,
     supervise,
 )
+from sandbox.outfs import OutFs, release_under
 from sandbox.warm_pool import JobStreams, Profile, Slot, WarmPlan, WarmPool
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,8 @@ CONTROL_TARGET = "/control"
 DATA_TARGET = "/work/1_data"
 DATA_FILE = "test_data.npy"
 DEFAULT_PRELOAD = ("numpy", "IPython.core.interactiveshell", "torch")
+# A pool's own directory in the temp dir: "<prefix><pid>-<random>" (see release_dead_roots).
+WARM_ROOT_PREFIX = "katakana-warm-"
 
 
 class WarmDockerBackend:
@@ -208,6 +213,7 @@ class WarmDockerBackend:
         for pool in pools:
             pool.close()
         if self._work_root is None and hasattr(self, "_own_root"):
+            release_under(self._own_root)
             shutil.rmtree(self._own_root, ignore_errors=True)
 
     # ------------------------------------------------------------------ slots
@@ -218,7 +224,8 @@ class WarmDockerBackend:
             return self._work_root
         if not hasattr(self, "_own_root"):
             # Root-owned 0700 parent: the 0777 out dirs below are reachable by no one else.
-            self._own_root = Path(tempfile.mkdtemp(prefix="katakana-warm-"))
+            # The pid in the name lets the sweeper release a killed worker's leftovers.
+            self._own_root = Path(tempfile.mkdtemp(prefix=f"{WARM_ROOT_PREFIX}{os.getpid()}-"))
         return self._own_root
 
     def start_slot(self, profile: Profile) -> Slot:
@@ -228,16 +235,18 @@ class WarmDockerBackend:
         for sub in ("submission", "data", "control", "out"):
             (root / sub).mkdir()
         spec = self._container_spec(profile, root, token)
-        prepare_host_paths(spec)
-        digest = self.cold.image_digest(profile.image)
-        kwargs = self.cold._create_kwargs(spec)
-        kwargs["labels"][WARM_LABEL] = str(int(self.idle_max_seconds))
-        sink = JobStreams()
         container = None
         try:
+            # /out's kernel cap is fixed when the container is created, like its memory.
+            outfs = OutFs.mount(spec.out_dir, profile.limits)
+            prepare_host_paths(spec)
+            digest = self.cold.image_digest(profile.image)
+            kwargs = self.cold._create_kwargs(spec)
+            kwargs["labels"][WARM_LABEL] = str(int(self.idle_max_seconds))
+            sink = JobStreams()
             container = self._client.containers.create(**kwargs)
             reader = self.cold.attach(container, sink.feed_out, sink.feed_err)
-            slot = Slot(root, spec.name, token, container, sink, reader, digest)
+            slot = Slot(root, spec.name, token, container, sink, reader, digest, outfs)
             container.start()
             if not sink.ready.wait(self.ready_timeout_seconds) or not reader.is_alive():
                 detail = sink.err.value()[-2000:].decode("utf-8", "replace")
@@ -247,6 +256,7 @@ class WarmDockerBackend:
             if container is not None:
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
+            release_under(root)
             shutil.rmtree(root, ignore_errors=True)
             raise
 
@@ -284,6 +294,8 @@ class WarmDockerBackend:
         """Kill and remove the container and delete its host directories."""
         with contextlib.suppress(InfrastructureError):
             self.cold._remove(slot.container)
+        if slot.outfs is not None:
+            slot.outfs.release()  # before the rmtree, which must not descend into a mount
         shutil.rmtree(slot.root, ignore_errors=True)
 
     def _run_in_slot(self, slot: Slot, spec: RunSpec, plan: WarmPlan) -> RunResult:
@@ -306,13 +318,14 @@ class WarmDockerBackend:
         if self._on_started is not None:
             slot.container.reload()
             self._on_started(slot.container.attrs)
-        ended = supervise(slot.container, spec, slot.out_dir, started)
+        ended = supervise(slot.container, spec, slot.out_dir, started, slot.outfs)
         slot.reader.join(STREAM_JOIN_SECONDS)
         result = collect_result(
             slot.container, spec, ended, slot.sink.out, slot.sink.err, self.name, slot.digest
         )
-        self.cold._remove(slot.container)  # dead before its outputs are moved
-        _move_tree(slot.out_dir, spec.out_dir)
+        self.cold._remove(slot.container)  # dead before its outputs are copied
+        if slot.outfs is not None:
+            finish_outputs(result, slot.outfs, spec)
         return result
 
 
@@ -363,25 +376,30 @@ def _walk(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
-def _move_tree(src: Path, dst: Path) -> None:
-    """Move a finished run's outputs into the caller's out dir, links as links.
+def release_dead_roots(tmp: Path | None = None) -> list[Path]:
+    """Unmount and delete the slot directories of warm pools whose process is gone.
 
-    A rename when both sit on one filesystem; otherwise regular files, directories and
-    symlinks are copied (a FIFO or device the run planted is dropped: copying one would
-    block or read a device).
+    A worker killed with ``kill -9`` leaves its pool's directory (and the slots' /out
+    tmpfs mounts) behind; its containers go to the reaper. Only directories named after a
+    pid that no longer runs are touched, so a live pool (of any deployment) is never.
     """
-    for entry in os.scandir(src):
-        target = dst / entry.name
-        try:
-            os.replace(entry.path, target)
+    removed = []
+    base = Path(tmp or tempfile.gettempdir())
+    for root in base.glob(f"{WARM_ROOT_PREFIX}*"):
+        pid = root.name[len(WARM_ROOT_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _pid_alive(int(pid)) or not root.is_dir():
             continue
-        except OSError:
-            pass
-        if entry.is_symlink():
-            with contextlib.suppress(FileExistsError):
-                os.symlink(os.readlink(entry.path), target)
-        elif entry.is_dir(follow_symlinks=False):
-            target.mkdir(exist_ok=True)
-            _move_tree(Path(entry.path), target)
-        elif entry.is_file(follow_symlinks=False):
-            shutil.copyfile(entry.path, target, follow_symlinks=False)
+        release_under(root)
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

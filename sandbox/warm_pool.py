@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sandbox.base import CappedStream, Limits, RunSpec
+from sandbox.outfs import OutFs
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,9 @@ class Profile:
 
     @classmethod
     def of(cls, spec: RunSpec) -> Profile:
-        # Only what is fixed at creation: the wall limit, stream and output caps are the
-        # host's business and may differ from job to job.
-        limits = dataclasses.replace(
-            spec.limits, wall_seconds=0.0, stream_cap_bytes=0, out_max_bytes=0, out_max_files=0
-        )
+        # Only what is fixed at creation: the wall limit and stream caps are the host's
+        # business and may differ from job to job; /out's caps size the slot's tmpfs.
+        limits = dataclasses.replace(spec.limits, wall_seconds=0.0, stream_cap_bytes=0)
         return cls(
             image=spec.image,
             limits=limits,
@@ -106,6 +105,8 @@ class Slot:
     sink: JobStreams
     reader: threading.Thread
     digest: str
+    # The capped tmpfs mounted on ``root / "out"`` (sandbox/outfs.py).
+    outfs: OutFs | None = None
     created: float = field(default_factory=time.monotonic)
 
     @property

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import bwrap_backend as bwrap_module
 from sandbox.base import InfrastructureError, SandboxBackend
 from sandbox.bwrap_backend import (
     DENIED_SOCKET_FAMILIES,
@@ -50,11 +51,22 @@ def test_it_runs_as_65534_with_only_the_given_environment(
     assert result.image_digest.startswith("rootfs:")
 
 
-def test_out_files_belong_to_host_uid_65534(bwrap_backend: SandboxBackend, run_dir: Path) -> None:
+def test_out_files_are_written_as_host_uid_65534_and_copied_out_by_the_worker(
+    bwrap_backend: SandboxBackend, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owners: list[int] = []
+    copy_out = bwrap_module.finish_outputs
+
+    def spy(result, outfs, spec):  # type: ignore[no-untyped-def]
+        owners.extend(p.stat().st_uid for p in outfs.path.iterdir())
+        copy_out(result, outfs, spec)
+
+    monkeypatch.setattr(bwrap_module, "finish_outputs", spy)
     innocent_run(bwrap_backend, run_dir)
-    owner = (run_dir / "out" / "report.json").stat().st_uid
     # As root the worker drops to 65534 before bwrap; otherwise files are the caller's.
-    assert owner == (65534 if os.geteuid() == 0 else os.geteuid())
+    assert owners and set(owners) == {65534 if os.geteuid() == 0 else os.geteuid()}
+    # The copies the host reads afterwards are the worker's own, outside the capped tmpfs.
+    assert (run_dir / "out" / "report.json").stat().st_uid == os.geteuid()
 
 
 def test_a_run_killed_by_a_signal_reports_128_plus_the_signal(

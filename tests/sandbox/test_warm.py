@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from sandbox.base import RUN_LABEL, Limits, Mount, RunResult, RunSpec
-from sandbox.docker_backend import DockerBackend
+from sandbox.docker_backend import DockerBackend, OutputWatcher
+from sandbox.outfs import SLACK_BYTES, mounts_under
 from sandbox.warm import WarmDockerBackend
 from sandbox.warm_pool import Slot
 from scorer.pipeline import ScoreConfig, score_zip
@@ -80,6 +81,32 @@ os.makedirs("/out/deep/er", exist_ok=True)
 for i in range(100000):
     open(f"/out/deep/er/f{i}", "w").close()
 json.dump({"survived": True}, open("/out/report.json", "w"))
+"""
+
+# Issue 13, item 5: files unlinked while still open are invisible to a watcher that sums
+# the tree; only the kernel (a capped tmpfs) stops them. 25 x 100 MiB, each file legal.
+HIDDEN_OUT = """\
+import json, os, sys
+chunk = b"x" * (1 << 20)
+written, held, refused = 0, [], None
+for i in range(int(sys.argv[1])):
+    f = open(f"/out/hidden{i}", "wb", buffering=0)
+    os.unlink(f"/out/hidden{i}")
+    held.append(f)
+    for _ in range(100):
+        try:
+            f.write(chunk)
+        except OSError as exc:
+            refused = exc.errno
+            break
+        written += len(chunk)
+        print("written", written, flush=True)
+    if refused:
+        break
+print("refused", refused, flush=True)
+for f in held:
+    f.close()
+json.dump({"written": written, "refused": refused}, open("/out/report.json", "w"))
 """
 
 LEAVE_TRACES = """\
@@ -202,6 +229,53 @@ def test_it_kills_a_run_that_fills_out_with_files_below_the_per_file_cap(
     if kind == "cold":
         assert peak[0] < (64 << 20) + (512 << 20)
     print(f"{kind}: killed after {result.wall_seconds:.2f} s, /out peaked at {peak[0] >> 20} MiB")
+
+
+def run_any(kind: str, warm: WarmDockerBackend, spec: RunSpec) -> RunResult:
+    if kind == "bwrap":
+        return make_backend("bwrap").run(spec)
+    return run_either(kind, warm, spec)
+
+
+def hidden_bytes_written(result: RunResult) -> int:
+    counts = [int(line.split()[1]) for line in result.stdout.decode().splitlines()
+              if line.startswith("written ")]  # fmt: skip
+    return max(counts, default=0)
+
+
+@pytest.mark.parametrize("kind", ["cold", "warm", "bwrap"])
+def test_files_unlinked_while_open_cannot_pass_the_out_cap(
+    kind: str, warm: WarmDockerBackend, run_dir: Path
+) -> None:
+    spec = stage(run_dir, HIDDEN_OUT, "25")  # 2.4 GiB of hidden files were let through
+    free_before = shutil.disk_usage(run_dir).free
+    result = run_any(kind, warm, spec)
+    written = hidden_bytes_written(result)
+    print(f"{kind}: {written >> 20} MiB hidden in /out (cap 64 MiB), killed: "
+          f"{result.output_exceeded}, {result.wall_seconds:.2f} s")  # fmt: skip
+    # Killed for its output when the watcher saw the tmpfs past the cap; a run that fills
+    # it faster than one watch interval meets ENOSPC first. Either way the kernel held it.
+    assert result.output_exceeded or b"refused 28" in result.stdout
+    assert written <= OUT_CAP_LIMITS.out_max_bytes + SLACK_BYTES
+    if result.output_exceeded:
+        assert list(spec.out_dir.iterdir()) == []
+    assert free_before - shutil.disk_usage(run_dir).free < 200 << 20
+    assert not mounts_under(run_dir), "the run's /out tmpfs is still mounted"
+
+
+@pytest.mark.parametrize("kind", ["cold", "warm", "bwrap"])
+def test_the_kernel_alone_refuses_hidden_out_bytes_past_the_cap(
+    kind: str, warm: WarmDockerBackend, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The watcher blinded: what is left is the tmpfs's size, enforced by the kernel.
+    monkeypatch.setattr(OutputWatcher, "over_cap", lambda self: False)
+    spec = stage(run_dir, HIDDEN_OUT, "25")
+    result = run_any(kind, warm, spec)
+    written = hidden_bytes_written(result)
+    print(f"{kind}: without the watcher {written >> 20} MiB hidden, then ENOSPC")
+    assert b"refused 28" in result.stdout  # ENOSPC
+    assert written <= OUT_CAP_LIMITS.out_max_bytes + SLACK_BYTES
+    assert result.exit_code == 0
 
 
 @pytest.mark.parametrize("kind", ["cold", "warm"])
