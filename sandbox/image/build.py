@@ -60,6 +60,7 @@ STRIP_PATHS = (
     "var/lib/apt/lists",
     "var/log",
     "usr/local/lib/python3.11/dist-packages/torch/include",
+    "usr/local/lib/python3.11/dist-packages/tensorflow/include",
 )
 STRIP_TEST_DIRS_UNDER = ("numpy", "scipy", "pandas", "sklearn", "matplotlib")
 SITE_PACKAGES = "usr/local/lib/python3.11/dist-packages"

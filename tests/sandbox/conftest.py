@@ -19,7 +19,9 @@ import pytest
 from sandbox.base import RUN_LABEL, Limits, Mount, RunResult, RunSpec, SandboxBackend
 
 HOSTILE_DIR = Path(__file__).parent / "hostile"
-IMAGE = "katakana-sandbox:cpu"
+# KATAKANA_TEST_IMAGE tries a freshly built image (katakana-sandbox:cpu-<hash>) before it
+# is tagged :cpu, which every other test session on the engine uses.
+IMAGE = os.environ.get("KATAKANA_TEST_IMAGE", "katakana-sandbox:cpu")
 # Small limits keep the attack suite fast on a 2-core machine.
 ATTACK_LIMITS = Limits(
     wall_seconds=8.0,
