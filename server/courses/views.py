@@ -31,7 +31,7 @@ from server.courses.models import Course, Enrollment, Role, TestSet
 from server.courses.services import testset_load
 from server.exports import excel_csv_response, excel_safe
 from server.ops.health import email_trouble
-from server.submissions import charts, selectors, services
+from server.submissions import charts, cohort, selectors, services
 from server.submissions.models import Submission
 
 
@@ -69,8 +69,32 @@ def leaderboard(request: HttpRequest, code: str) -> HttpResponse:
         "passed": sum(r.passed for r in rows),
         "distribution_chart": distribution,
         "grant_form": QuotaGrantForm(),
+        **_cohort_context(course, learners=len(rows)),
     }
     return render(request, "courses/leaderboard.html", context)
+
+
+def _cohort_context(course: Course, *, learners: int) -> dict[str, object]:
+    """Who has passed by when, and what the class confuses (its best submissions)."""
+    shares = cohort.pass_share_by_day(course, learners=learners)
+    confusion = cohort.cohort_confusion(course)
+    return {
+        "pass_share_chart": charts.share_line(
+            [(s.day, s.share) for s in shares],
+            label=_("Share of learners past the threshold, by day"),
+        )
+        if shares
+        else None,
+        "cohort_confusion_chart": charts.confusion_heatmap(
+            confusion,
+            label=_("What the cohort confuses"),
+            true_label=_("true class"),
+            predicted_label=_("predicted class"),
+        )
+        if confusion
+        else None,
+        "most_confused": cohort.most_confused(confusion) if confusion else [],
+    }
 
 
 def _yes_no(flag: bool, score: float | None) -> str:

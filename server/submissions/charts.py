@@ -337,3 +337,36 @@ def distribution_bars(
             )
         )
     return _svg(width, height, label, parts, "distribution-chart")
+
+
+def share_line(
+    points: Sequence[tuple[dt.date, float]], *, label: str, date_format: str = "%m/%d"
+) -> SafeString:
+    """A share (0 to 1) per day as a rising step line, with a label on its last value."""
+    width, height, left, top, bottom, right = 640, 220, 44, 16, 30, 56
+    plot_w, plot_h = width - left - right, height - top - bottom
+    parts = _y_axis(left, top, plot_w, plot_h, 0.0, 1.0, (0.0, 0.5, 1.0))
+    step = plot_w / max(1, len(points) - 1)
+    coords = [
+        (left + (i * step if len(points) > 1 else plot_w / 2), top + plot_h - share * plot_h)
+        for i, (_day, share) in enumerate(points)
+    ]
+    if coords:
+        path = [f"{_num(coords[0][0])},{_num(coords[0][1])}"]
+        for (_x0, y0), (x1, y1) in zip(coords, coords[1:], strict=False):
+            path += [f"{_num(x1)},{_num(y0)}", f"{_num(x1)},{_num(y1)}"]
+        parts.append(
+            f'<polyline points="{" ".join(path)}" fill="none" stroke="{OK}" stroke-width="2.5"/>'
+        )
+        x, y = coords[-1]
+        parts.append(_text(x + 6, y + 4, f"{points[-1][1]:.0%}", anchor="start", size=12, color=OK))
+    every = max(1, math.ceil(len(points) / 10))
+    for i, (day, share) in enumerate(points):
+        x, y = coords[i]
+        parts.append(
+            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="3" fill="{OK}" data-day="{day.isoformat()}">'
+            f"<title>{escape(day.isoformat())}: {share:.0%}</title></circle>"
+        )
+        if i % every == 0 or i == len(points) - 1:
+            parts.append(_text(x, top + plot_h + 18, day.strftime(date_format), size=10))
+    return _svg(width, height, label, parts, "pass-share-chart")
