@@ -58,6 +58,10 @@ class CourseSettingsForm(forms.ModelForm):
         self.fields["wall_seconds"].help_text = _(
             "At most %(seconds)s seconds: the server's own limit."
         ) % {"seconds": ceiling}
+        self.fields["memory_mb"].help_text = _(
+            "At most %(mb)s MB: the server's own limit. A larger value saved earlier is "
+            "lowered to it when a submission runs."
+        ) % {"mb": settings.KATAKANA_SANDBOX_MEMORY_MB}
         self.fields["pass_threshold"].help_text = _("Between 0 and 1, for example 0.98.")
 
     def clean_daily_quota(self) -> int:
@@ -83,8 +87,11 @@ class CourseSettingsForm(forms.ModelForm):
 
     def clean_memory_mb(self) -> int:
         value: int = self.cleaned_data["memory_mb"]
-        if not 256 <= value <= 65536:
-            raise forms.ValidationError(_("Choose between 256 and 65536 MB."))
+        ceiling = settings.KATAKANA_SANDBOX_MEMORY_MB
+        if not 256 <= value <= ceiling:
+            raise forms.ValidationError(
+                _("Choose between 256 and %(mb)s MB."), params={"mb": ceiling}
+            )
         return value
 
     def clean_time_zone(self) -> str:

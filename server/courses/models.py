@@ -73,6 +73,18 @@ class Course(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
 
+    # The limits a run actually gets: the course's, clamped by the operator's ceilings
+    # (KATAKANA_WALL_SECONDS, KATAKANA_SANDBOX_MEMORY_MB). The one rule the worker, the
+    # settings page and the learners' pages use: a row saved before a ceiling was lowered,
+    # or written through the admin, never gives a sandbox more than the host allows.
+    @property
+    def effective_wall_seconds(self) -> int:
+        return min(self.wall_seconds, settings.KATAKANA_WALL_SECONDS)
+
+    @property
+    def effective_memory_mb(self) -> int:
+        return min(self.memory_mb, settings.KATAKANA_SANDBOX_MEMORY_MB)
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)

@@ -71,8 +71,8 @@ def sandbox_backend() -> SandboxBackend:
 def score_config(submission: Submission, backend: SandboxBackend) -> ScoreConfig:
     course = submission.course
     limits = Limits(
-        wall_seconds=float(min(course.wall_seconds, settings.KATAKANA_WALL_SECONDS)),
-        memory_mb=course.memory_mb,
+        wall_seconds=float(course.effective_wall_seconds),
+        memory_mb=course.effective_memory_mb,
         cpus=settings.KATAKANA_SANDBOX_CPUS,
         pids=settings.KATAKANA_SANDBOX_PIDS,
     )
