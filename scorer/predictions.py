@@ -388,6 +388,7 @@ HARNESS_CODES: dict[str, ErrorClass] = {
     "module_not_found": ErrorClass.MISSING_MODULE,
     "exception": ErrorClass.LEARNER_EXCEPTION,
     "system_exit": ErrorClass.LEARNER_EXCEPTION,
+    "cuda_unavailable": ErrorClass.LEARNER_EXCEPTION,
     "memory_error": ErrorClass.MEMORY_LIMIT,
     "predict_missing": ErrorClass.NO_ENTRY_POINT,
     "entry_missing": ErrorClass.NO_ENTRY_POINT,
@@ -396,6 +397,12 @@ HARNESS_CODES: dict[str, ErrorClass] = {
     **{code: ErrorClass.WRONG_OUTPUT for code in WRONG_OUTPUT_MESSAGES},
 }
 FIXED_MESSAGES: dict[str, str] = {
+    "cuda_unavailable": gettext_noop(
+        "Your code needs a CUDA GPU, and this submission was scored on a computer without "
+        "one. Choose the device with torch.device('cuda' if torch.cuda.is_available() "
+        "else 'cpu') instead of calling .cuda() unconditionally, and load saved models "
+        "with torch.load(path, map_location=device)."
+    ),
     "memory_error": gettext_noop("Your code ran out of memory (MemoryError)."),
     "predict_missing": gettext_noop("The notebook defines no function predict(test_data)."),
     "entry_missing": gettext_noop("The entry point file was not found in the zip."),

@@ -30,6 +30,9 @@ directory the sandbox can only read) and runs that one job as if it had been sta
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.abc
+import importlib.util
 import json
 import linecache
 import os
@@ -52,6 +55,15 @@ SANDBOX_SUBMISSION = "/work/submission/"
 WARM_READY = "[harness] warm: ready"
 JOB_FILE = "job.json"
 JOB_POLL_SECONDS = 0.005
+# What torch and TensorFlow say when code insists on a GPU that is not there (CPU build,
+# no driver, no device, a CUDA-saved tensor loaded without map_location on a CPU host).
+CUDA_MISSING_MARKERS = (
+    "Torch not compiled with CUDA enabled",
+    "Found no NVIDIA driver",
+    "No CUDA GPUs are available",
+    "Attempting to deserialize object on a CUDA device",
+    "CUDA driver initialization failed",
+)
 
 
 class HarnessFailure(Exception):
@@ -125,6 +137,10 @@ def classify_exception(exc: BaseException) -> HarnessFailure:
         isinstance(exc, ImportError) and missing and "No module named" in str(exc)
     ):
         return HarnessFailure("missing_module", "module_not_found", detail, module=missing or "")
+    if isinstance(exc, (AssertionError, RuntimeError)) and any(
+        marker in str(exc) for marker in CUDA_MISSING_MARKERS
+    ):
+        return HarnessFailure("learner_exception", "cuda_unavailable", detail)
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         # OutOfMemoryError: torch.cuda's, a RuntimeError subclass, matched by name (no torch here).
         return HarnessFailure("memory_limit", "memory_error", detail)
@@ -383,8 +399,86 @@ def write_result(out_dir: Path, result: dict[str, Any]) -> None:
     os.replace(tmp, out_dir / "result.json")
 
 
+# --------------------------------------------------------------------------- models saved on a GPU
+
+
+def load_on_cpu_by_default(torch: Any) -> None:
+    """Without a GPU, ``torch.load(f)`` maps tensors saved on CUDA to the CPU.
+
+    Learners train on a GPU and load with a bare ``torch.load(path)``, which fails on a
+    CPU-only worker. Only the default changes: an explicit ``map_location`` is obeyed,
+    and with a GPU present nothing changes at all.
+    """
+    if getattr(torch.load, "_katakana_cpu", False) or torch.cuda.is_available():
+        return
+    original = torch.load
+
+    @functools.wraps(original)
+    def load(f: Any, map_location: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(f, "cpu" if map_location is None else map_location, *args, **kwargs)
+
+    load._katakana_cpu = True  # type: ignore[attr-defined]
+    torch.load = load
+
+
+class _AfterTorchImport(importlib.abc.MetaPathFinder):
+    """Applies ``load_on_cpu_by_default`` when learner code imports torch, and only then:
+    importing torch up front would cost every numpy-only run a second."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_patch(module: types.ModuleType) -> None:
+            exec_module(module)
+            load_on_cpu_by_default(module)
+
+        spec.loader.exec_module = exec_then_patch  # type: ignore[method-assign]
+        return spec
+
+
+def granted_cpus() -> int | None:
+    """Whole cores the run's cgroup grants (Docker's --cpus), None when unlimited."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()
+        return None if quota == "max" else max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        return None
+
+
+def set_framework_env() -> None:
+    """Environment TensorFlow and Keras read when imported (so before any import).
+
+    Keras 3 picks its backend from KERAS_BACKEND. TensorFlow's C++ start-up notices
+    (oneDNN, CPU features) would fill the learner's log on every run. And TensorFlow
+    sizes its thread pools by the host's cores, not the run's CPU quota: on a large host
+    that is hundreds of threads against the run's pids limit, so they follow the quota.
+    """
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cpus = granted_cpus()
+    if cpus is not None:
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cpus))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(min(cpus, 2)))
+
+
+def prepare_frameworks() -> None:
+    set_framework_env()
+    if "torch" in sys.modules:  # preloaded by a warm container
+        load_on_cpu_by_default(sys.modules["torch"])
+    else:
+        sys.meta_path.insert(0, _AfterTorchImport())
+
+
 def prepare_process() -> None:
     os.environ["MPLBACKEND"] = "Agg"
+    prepare_frameworks()
     os.environ.setdefault("IPYTHONDIR", tempfile.mkdtemp(prefix="ipython-"))
     # The submission folder comes first, as in the course; the harness folder goes away
     # so a learner module cannot shadow or import it by accident.
@@ -477,6 +571,7 @@ def preload(modules: list[str]) -> None:
     """Import the frameworks now, so a job's own imports find them in ``sys.modules``."""
     import importlib
 
+    set_framework_env()  # before TensorFlow's import reads it
     for name in modules:
         try:
             importlib.import_module(name)

@@ -507,3 +507,35 @@ def test_an_nbformat3_notebook_runs_its_cells_as_the_scorer_reads_them(
 
     assert done.verdict["ok"], done.verdict["detail"]
     assert (read_predictions(done.out, 600) == 4).all()
+
+
+# --------------------------------------------------------------------------- CUDA on a CPU worker
+
+
+def test_a_numpy_run_never_imports_torch_or_tensorflow(
+    tmp_path: Path, small_data_dir: Path
+) -> None:
+    # The hook that maps CUDA-saved tensors to the CPU waits for the learner's own import.
+    folder = tmp_path / "sub"
+    lm.write_notebook(
+        folder,
+        "import sys\nimport numpy as np\n"
+        "assert not {'torch', 'tensorflow', 'keras'} & set(sys.modules), sorted(sys.modules)\n"
+        "def predict(x):\n    return np.zeros(len(x), dtype=np.int64)\n",
+    )
+    done = run(folder, small_data_dir, tmp_path / "out")
+    assert done.verdict["ok"], done.verdict
+
+
+def test_code_that_insists_on_cuda_gets_its_own_verdict(
+    tmp_path: Path, small_data_dir: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this host has a GPU")
+    folder = tmp_path / "sub"
+    lm.write_notebook(folder, "import torch\nx = torch.zeros(1).cuda()\n")
+    done = run(folder, small_data_dir, tmp_path / "out")
+    error = result_error(done.verdict, done.provenance)
+    assert error is not None and error.code == "cuda_unavailable"
+    assert error.error_class is ErrorClass.LEARNER_EXCEPTION
