@@ -189,6 +189,8 @@ class LeaderboardRow:
     best_accuracy: float | None
     best_submission_id: int | None
     best_self_reported: bool
+    # When the best score was first reached: ties rank by it (Kaggle's rule).
+    best_at: dt.datetime | None
     # The latest score, whether it counts or not.
     latest_accuracy: float | None
     latest_submission_id: int | None
@@ -239,6 +241,7 @@ def leaderboard(course: Course, now: dt.datetime | None = None) -> list[Leaderbo
         .annotate(
             best=Subquery(best.values("accuracy")[:1]),
             best_pk=Subquery(best.values("pk")[:1]),
+            best_at=Subquery(best.values("created_at")[:1]),
             best_self=Subquery(best.values("self_reported")[:1]),
             latest=Subquery(latest.values("accuracy")[:1]),
             latest_pk=Subquery(latest.values("pk")[:1]),
@@ -261,6 +264,7 @@ def leaderboard(course: Course, now: dt.datetime | None = None) -> list[Leaderbo
             best_accuracy=e.best,
             best_submission_id=e.best_pk,
             best_self_reported=bool(e.best_self),
+            best_at=e.best_at,
             latest_accuracy=e.latest,
             latest_submission_id=e.latest_pk,
             latest_self_reported=bool(e.latest_self),
@@ -274,7 +278,11 @@ def leaderboard(course: Course, now: dt.datetime | None = None) -> list[Leaderbo
         )
         for e in annotated
     ]
-    result.sort(key=lambda r: (r.best_accuracy is None, -(r.best_accuracy or 0), r.name))
+    # Equal best scores rank by who reached theirs first (Kaggle's rule), then by name.
+    never = dt.datetime.max.replace(tzinfo=dt.UTC)
+    result.sort(
+        key=lambda r: (r.best_accuracy is None, -(r.best_accuracy or 0), r.best_at or never, r.name)
+    )
     return result
 
 

@@ -94,6 +94,23 @@ def test_the_leaderboard_shows_best_latest_pass_count_and_today(
     assert 'data-testid="admin-link"' in html
 
 
+def test_equal_best_scores_rank_by_who_reached_theirs_first(client, course, instructor):
+    # "Aoki" sorts first by name but reached 0.99 a day later than "Yamada": Yamada leads,
+    # on the page and in the CSV.
+    now = timezone.now()
+    late = enrollment_create(course=course, email="aoki@example.com", name="Aoki").user
+    early = enrollment_create(course=course, email="yamada@example.com", name="Yamada").user
+    make_submission(course, late, accuracy=0.99, created_at=now - dt.timedelta(days=1))
+    make_submission(course, early, accuracy=0.99, created_at=now - dt.timedelta(days=2))
+    make_submission(course, early, accuracy=0.99, created_at=now - dt.timedelta(hours=1))
+    client = _login(client, instructor)
+    rows = client.get(reverse("leaderboard", args=[course.code])).context["rows"]
+    assert [r.name for r in rows[:2]] == ["Yamada", "Aoki"]
+    body = client.get(reverse("leaderboard_csv", args=[course.code])).content.decode("utf-8-sig")
+    ranked = list(csv.reader(io.StringIO(body)))[1:3]
+    assert [(r[0], r[1]) for r in ranked] == [("1", "Yamada"), ("2", "Aoki")]
+
+
 def test_the_leaderboard_takes_the_same_few_queries_for_30_learners_as_for_3(
     client, course, instructor, django_assert_max_num_queries
 ):
