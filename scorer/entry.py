@@ -52,6 +52,15 @@ MESSAGES: dict[str, str] = {
         "%(entry)s is not a valid notebook and cannot be read. Save it again from Jupyter."
     ),
     "entry_syntax_error": gettext_noop("%(entry)s has a syntax error at line %(line)s."),
+    "entry_too_complex": gettext_noop(
+        "%(entry)s is too large or too deeply nested for the server to read. Keep only the "
+        "code scoring needs: load large arrays from .npy files instead of writing them in code."
+    ),
+    "entry_check_limit": gettext_noop(
+        "The code in the zip could not be checked within the server's limits (%(seconds)s "
+        "seconds, %(memory_mb)s MB): it is unusually large or deeply nested. Keep only the "
+        "code scoring needs: load large arrays from .npy files instead of writing them in code."
+    ),
 }
 
 
@@ -169,16 +178,22 @@ def scan_file(root: Path, name: str) -> _Scan:
         except SyntaxError as exc:
             found.problem = _error("entry_syntax_error", entry=name, line=exc.lineno or 0)
             return found
-        except (ValueError, RecursionError, MemoryError):
+        except ValueError:  # null bytes
             found.problem = _error("entry_syntax_error", entry=name, line=0)
+            return found
+        except (RecursionError, MemoryError):
+            found.problem = _error("entry_too_complex", entry=name)
             return found
     else:
         try:
             sources = list(notebook_code_cells(json.loads(data)))
-        except (ValueError, RecursionError):
+            parsed = [parse_tolerant(cell) for cell in sources]
+        except (RecursionError, MemoryError):
+            found.problem = _error("entry_too_complex", entry=name)
+            return found
+        except ValueError:
             found.problem = _error("entry_unreadable", entry=name)
             return found
-        parsed = (parse_tolerant(cell) for cell in sources)
         modules = [module for module in parsed if module is not None]
     for module in modules:
         _collect(module.body, found)
@@ -235,7 +250,10 @@ def neutralise_magics(source: str) -> str | None:
 
 def parse_tolerant(code: str) -> ast.Module | None:
     """Parse a cell, replacing each line that breaks the parse by ``pass`` (IPython-only
-    syntax such as ``files = !ls`` or ``np.load?``); None when that does not help."""
+    syntax such as ``files = !ls`` or ``np.load?``); None when that does not help.
+
+    RecursionError and MemoryError propagate: a cell too big to parse is not a cell
+    without Python, and skipping it would turn "too complex" into "no entry point"."""
     lines = code.split("\n")
     for _ in range(_REPAIR_ATTEMPTS):
         try:
@@ -249,7 +267,7 @@ def parse_tolerant(code: str) -> ast.Module | None:
             if line == replacement:
                 return None
             lines[number - 1] = replacement
-        except (ValueError, RecursionError, MemoryError):
+        except ValueError:
             return None
     return None
 

@@ -163,6 +163,13 @@ KATAKANA_RUNS_DIR = env_path("KATAKANA_RUNS_DIR", VAR_DIR / "runs")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 KATAKANA_MAX_UPLOAD_MB = env_int("KATAKANA_MAX_UPLOAD_MB", 200)
+# Stored zips per learner, all courses (0 = no cap): the daily quota bounds accepted
+# uploads per day, this bounds what a learner keeps on disk over a course.
+KATAKANA_LEARNER_STORAGE_MB = env_int("KATAKANA_LEARNER_STORAGE_MB", 2048)
+# The web host parses learner code (entry detection) in a child with this much address
+# space and CPU time (scorer/bounded_entry.py); past them the upload is refused.
+KATAKANA_INTAKE_MEMORY_MB = env_int("KATAKANA_INTAKE_MEMORY_MB", 512)
+KATAKANA_INTAKE_CPU_SECONDS = env_int("KATAKANA_INTAKE_CPU_SECONDS", 10)
 
 # Sandbox
 KATAKANA_SANDBOX_BACKEND = env_str("KATAKANA_SANDBOX_BACKEND", "docker")

@@ -12,22 +12,21 @@ import logging
 import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from scorer.archive import ArchiveLimits, extract_submission
-from scorer.entry import detect_entry
 from scorer.errors import ErrorClass, ScoringError, gettext_noop
 from scorer.pipeline import ScoreOutcome, legacy_disabled_error
 from server.accounts.models import User
 from server.courses.models import Course, Enrollment, Role
+from server.submissions.intake import archive_limits as archive_limits  # scoring.py
+from server.submissions.intake import check_archive
 from server.submissions.models import Phase, Status, Submission, SubmissionQuerySet
 from server.submissions.quota import quota_state
 
@@ -42,28 +41,6 @@ class SubmissionRejected(Exception):
         self.message = message
         self.code = code
         self.submission = submission
-
-
-@dataclass(frozen=True)
-class IntakeReport:
-    entry: str
-    contract: str
-
-
-def archive_limits() -> ArchiveLimits:
-    return ArchiveLimits(max_zip_bytes=settings.KATAKANA_MAX_UPLOAD_MB * 1024 * 1024)
-
-
-def check_archive(path: Path) -> IntakeReport:
-    """Run the same intake as the worker (safe extraction + entry detection) on the web host.
-
-    Extraction only reads bytes (no learner code runs, no model is opened); it gives the
-    learner an immediate, specific error instead of a wasted daily slot.
-    """
-    with tempfile.TemporaryDirectory(prefix="intake-") as tmp:
-        extracted = extract_submission(path, Path(tmp) / "x", archive_limits())
-        entry = detect_entry(extracted.root)
-    return IntakeReport(entry=entry.path, contract=entry.contract)
 
 
 def _sha256(upload: UploadedFile) -> str:
@@ -83,10 +60,14 @@ def _spool(upload: UploadedFile) -> Path:
 
 
 def submission_create(*, learner: User, course: Course, upload: UploadedFile) -> Submission:
-    """Accept an upload: intake check, quota under a row lock, store, enqueue after commit.
+    """Accept an upload: room first, then the intake check, then quota again under a row
+    lock, store, enqueue after commit.
 
-    Raises ``SubmissionRejected``; a rejected archive is still stored (status REJECTED,
-    not charged) so that nothing a learner uploads is lost.
+    Raises ``SubmissionRejected``. The cheap refusals (quota, in-flight, storage) come
+    before any intake work. A zip refused at intake keeps its row (name, size, SHA-256,
+    the error; status REJECTED, not charged) but not its bytes: the learner still has
+    the file, and storing refusals let one learner fill the disk at no quota cost
+    (issue 13). A stored zip without a committed row is deleted again.
     """
     enrollment = Enrollment.objects.filter(user=learner, course=course).first()
     if enrollment is None or enrollment.role != Role.LEARNER:
@@ -100,6 +81,8 @@ def submission_create(*, learner: User, course: Course, upload: UploadedFile) ->
             _("The instructors have not loaded a test set yet. Please try again later."),
             "no_testset",
         )
+    size = upload.size or 0
+    _check_room(enrollment, size)
 
     spooled = _spool(upload)
     try:
@@ -117,42 +100,65 @@ def submission_create(*, learner: User, course: Course, upload: UploadedFile) ->
             course=course,
             learner=learner,
             original_name=Path(upload.name or "submission.zip").name[:300],
-            size_bytes=upload.size or 0,
+            size_bytes=size,
             sha256=_sha256(upload),
         )
         if intake_error is not None:
-            # Kept (not charged) so the learner and instructors can see what was refused.
             _mark_rejected(submission, intake_error)
-            submission.archive.save("x.zip", upload, save=False)
             submission.save()
             raise SubmissionRejected(intake_error.render(_), intake_error.code, submission)
-        with transaction.atomic():
-            # The row lock serialises this learner's uploads: count and insert atomically.
-            Enrollment.objects.select_for_update().get(pk=enrollment.pk)
-            state = quota_state(enrollment)
-            if state.remaining <= 0:
-                raise SubmissionRejected(
-                    _("You have used all %(limit)d submissions for today.")
-                    % {"limit": state.limit},
-                    "quota_exhausted",
-                )
-            in_flight = (
-                Submission.objects.in_flight().filter(course=course, learner=learner).count()
-            )
-            if in_flight >= course.max_in_flight:
-                raise SubmissionRejected(
-                    _("Please wait until your previous submission has been scored."),
-                    "in_flight",
-                )
-            submission.entry = report.entry if report else ""
-            submission.contract = report.contract if report else ""
-            submission.testset = course.active_testset
-            submission.archive.save("x.zip", upload, save=False)
-            submission.save()
-            _enqueue_on_commit(submission)
+        stored = ""
+        try:
+            with transaction.atomic():
+                # The row lock serialises this learner's uploads: count and insert atomically.
+                Enrollment.objects.select_for_update().get(pk=enrollment.pk)
+                _check_room(enrollment, size)
+                submission.entry = report.entry if report else ""
+                submission.contract = report.contract if report else ""
+                submission.testset = course.active_testset
+                submission.archive.save("x.zip", upload, save=False)
+                stored = submission.archive.name
+                submission.save()
+                _enqueue_on_commit(submission)
+        except BaseException:
+            if stored:  # the row did not commit: neither may its zip stay
+                submission.archive.storage.delete(stored)
+            raise
         return submission
     finally:
         spooled.unlink(missing_ok=True)
+
+
+def _check_room(enrollment: Enrollment, size: int) -> None:
+    """Refuse an upload of ``size`` bytes that the learner has no room for: daily quota,
+    runs in flight, stored bytes. Checked before the intake (no work for a refusal) and
+    again under the enrollment's row lock (parallel uploads)."""
+    course, learner = enrollment.course, enrollment.user
+    state = quota_state(enrollment)
+    if state.remaining <= 0:
+        raise SubmissionRejected(
+            _("You have used all %(limit)d submissions for today.") % {"limit": state.limit},
+            "quota_exhausted",
+        )
+    in_flight = Submission.objects.in_flight().filter(course=course, learner=learner).count()
+    if in_flight >= course.max_in_flight:
+        raise SubmissionRejected(
+            _("Please wait until your previous submission has been scored."), "in_flight"
+        )
+    limit = settings.KATAKANA_LEARNER_STORAGE_MB * 1024 * 1024
+    if limit:
+        stored = Submission.objects.filter(learner=learner).exclude(archive="")
+        used = stored.aggregate(total=Sum("size_bytes"))["total"] or 0
+        if used + size > limit:
+            raise SubmissionRejected(
+                _(
+                    "Your stored submissions take %(used_mb)d MB, and this file would pass "
+                    "the limit of %(limit_mb)d MB per learner. Ask your instructors to "
+                    "remove old submissions."
+                )
+                % {"used_mb": used // (1024 * 1024), "limit_mb": limit // (1024 * 1024)},
+                "storage_full",
+            )
 
 
 def _mark_rejected(submission: Submission, error: ScoringError) -> None:
