@@ -253,6 +253,13 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("KATAKANA_DEFAULT_QUEUE", "default")
 # (-Q score,score-gpu<N>): an idle GPU takes the next submission. The per-GPU queue is for
 # operator commands aimed at one GPU; see docs/reliability.md.
 KATAKANA_SCORE_QUEUE = env_str("KATAKANA_SCORE_QUEUE", "score")
+# Framework-aware routing (scorer/frameworks.py, docs/capacity.md): a submission that
+# imports no GPU framework (numpy only: most of the course) goes to the CPU queue, the
+# others to KATAKANA_SCORE_QUEUE. Unset, the CPU queue *is* the score queue: one queue
+# for everything, what a demo or a CPU-only host wants. A worker claims only submissions
+# of the kinds it serves (cpu, gpu or both), so a CPU worker never takes a PyTorch run.
+KATAKANA_SCORE_QUEUE_CPU = env_str("KATAKANA_SCORE_QUEUE_CPU", KATAKANA_SCORE_QUEUE)
+KATAKANA_WORKER_KINDS = env_list("KATAKANA_WORKER_KINDS", ["cpu", "gpu"])
 CELERY_TASK_ROUTES = {
     "submissions.score_submission": {"queue": KATAKANA_SCORE_QUEUE},
     "submissions.sweep": {"queue": CELERY_TASK_DEFAULT_QUEUE},

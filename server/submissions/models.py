@@ -66,6 +66,11 @@ class Phase(models.TextChoices):
     DONE = "done", _("done")
 
 
+class WorkerKind(models.TextChoices):
+    CPU = "cpu", _("CPU")
+    GPU = "gpu", _("GPU")
+
+
 class Verdict(models.TextChoices):
     """What a score means for the pass mark (基準値)."""
 
@@ -195,6 +200,10 @@ class Submission(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    # Routing (server/submissions/routing.py): what the zip imports, read at upload, and
+    # so which kind of worker scores it.
+    frameworks = models.JSONField(default=list, blank=True)
+    worker_kind = models.CharField(max_length=8, choices=WorkerKind.choices, default=WorkerKind.CPU)
 
     # Result
     testset = models.ForeignKey(TestSet, on_delete=models.PROTECT, null=True, blank=True)

@@ -22,9 +22,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from scorer.errors import ErrorClass, ScoringError, gettext_noop
+from scorer.frameworks import frameworks_in_zip, worker_kind
 from scorer.pipeline import ScoreOutcome, legacy_disabled_error
 from server.accounts.models import User
 from server.courses.models import Course, Enrollment, Role
+from server.submissions import routing
 from server.submissions.intake import archive_limits as archive_limits  # scoring.py
 from server.submissions.intake import check_archive
 from server.submissions.models import Phase, Status, Submission, SubmissionQuerySet
@@ -115,6 +117,8 @@ def submission_create(*, learner: User, course: Course, upload: UploadedFile) ->
                 _check_room(enrollment, size)
                 submission.entry = report.entry if report else ""
                 submission.contract = report.contract if report else ""
+                submission.frameworks = list(frameworks_in_zip(spooled))
+                submission.worker_kind = worker_kind(submission.frameworks)
                 submission.testset = course.active_testset
                 submission.archive.save("x.zip", upload, save=False)
                 stored = submission.archive.name
@@ -187,14 +191,18 @@ def _enqueue_on_commit(
     """
     if stamp:
         Submission.objects.filter(pk=submission.pk).update(enqueued_at=timezone.now())
-    pk = submission.pk
-    transaction.on_commit(lambda: publish_score_message(pk, countdown=countdown), robust=True)
+    pk, kind = submission.pk, submission.worker_kind
+    transaction.on_commit(
+        lambda: publish_score_message(pk, kind=kind, countdown=countdown), robust=True
+    )
 
 
-def publish_score_message(hint_id: int, *, countdown: float = 0.0) -> None:
+def publish_score_message(hint_id: int, *, kind: str, countdown: float = 0.0) -> None:
     from server.submissions.tasks import score_submission
 
-    score_submission.apply_async((hint_id,), countdown=countdown or None)
+    score_submission.apply_async(
+        (hint_id,), queue=routing.queue_for(kind), countdown=countdown or None
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -237,6 +245,7 @@ def submission_claim(submission_id: int, *, worker: str) -> Submission | None:
     with transaction.atomic():
         pk = (
             claimable_queued(now)
+            .filter(worker_kind__in=routing.kinds_served())
             .in_claim_order(hint=submission_id)
             .select_for_update(skip_locked=True, of=("self",))
             .values_list("pk", flat=True)

@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sandbox.base import RUN_LABEL, SandboxBackend
+from server.submissions import routing
 from server.submissions.models import OutboxEmail, Status, Submission
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,11 @@ def _reclaim_expired_leases(now: dt.datetime) -> tuple[int, int]:
     return reclaimed, abandoned
 
 
-def waiting_messages() -> int:
+def waiting_messages(queue: str | None = None) -> int:
     """Scoring messages waiting in the broker's queue (not those held by a worker)."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5)
     try:
-        return int(client.llen(settings.KATAKANA_SCORE_QUEUE))
+        return int(client.llen(queue or settings.KATAKANA_SCORE_QUEUE))
     finally:
         client.close()
 
@@ -102,17 +103,19 @@ def _top_up_messages(now: dt.datetime) -> int:
 
     # The grace covers a publish that is still on its way after its commit.
     cutoff = now - dt.timedelta(seconds=settings.KATAKANA_REQUEUE_GRACE_SECONDS)
-    claimable = claimable_queued(now).filter(enqueued_at__lt=cutoff)
-    needed = claimable.count()
-    if not needed:
-        return 0
-    missing = needed - waiting_messages()
-    if missing <= 0:
-        return 0
-    hints = claimable.order_by("enqueued_at", "pk").values_list("pk", flat=True)[:missing]
-    for pk in hints:
-        publish_score_message(pk)
-    return len(hints)
+    published = 0
+    # Per scoring queue (one, or a CPU and a GPU queue: routing.py), for its kinds only.
+    for queue, kinds in routing.score_queues().items():
+        claimable = claimable_queued(now).filter(enqueued_at__lt=cutoff, worker_kind__in=kinds)
+        needed = claimable.count()
+        missing = needed - waiting_messages(queue) if needed else 0
+        if missing <= 0:
+            continue
+        rows = claimable.order_by("enqueued_at", "pk").values_list("pk", "worker_kind")
+        for pk, kind in rows[:missing]:
+            publish_score_message(pk, kind=kind)
+            published += 1
+    return published
 
 
 def _resend_unsent_emails(now: dt.datetime) -> int:

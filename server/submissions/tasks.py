@@ -8,6 +8,7 @@ a lost or duplicated one never loses or duplicates work.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 
 @shared_task(name="submissions.score_submission", bind=True)
 def score_submission(self: Any, submission_id: int) -> str:
+    # The node name (-n cpu@host) says which worker ran it, where several share a host.
+    worker = f"{self.request.hostname or scoring.worker_name()}:{threading.get_native_id()}"
     try:
-        return scoring.run_scoring(submission_id)
+        return scoring.run_scoring(submission_id, worker=worker)
     except scoring.WorkerUnhealthy as exc:
         # Nothing was claimed. Pause (this worker is useless until its engine is back),
         # then hand the message back so a healthy worker, or this one later, takes it.
