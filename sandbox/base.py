@@ -14,6 +14,10 @@ from typing import Protocol
 
 # Every container/process we start carries this label so a reaper can find orphans.
 RUN_LABEL = "katakana.run"
+# ...and this one, the deployment's run prefix (KATAKANA_RUN_PREFIX): a reaper touches only
+# its own deployment's sandboxes, never another's on a shared engine (or another test run's).
+DEPLOYMENT_LABEL = "katakana.deployment"
+DEFAULT_DEPLOYMENT = "katakana"
 TRUNCATION_MARKER = b"\n[... output truncated by the sandbox ...]\n"
 
 
@@ -135,7 +139,10 @@ class SandboxBackend(Protocol):
         ...
 
     def reap(self, *, older_than_seconds: float) -> list[str]:
-        """Kill labelled sandboxes older than the given age; return their names."""
+        """Kill this deployment's sandboxes older than the given age; return their names.
+
+        Only sandboxes this backend's deployment (its ``deployment``, the run prefix)
+        started: never another deployment's or another test run's on a shared host."""
         ...
 
     def image_digest(self, image: str) -> str: ...

@@ -47,7 +47,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from sandbox.base import CappedStream, InfrastructureError, Limits, RunResult, RunSpec
+from sandbox.base import (
+    DEFAULT_DEPLOYMENT,
+    CappedStream,
+    InfrastructureError,
+    Limits,
+    RunResult,
+    RunSpec,
+)
 from sandbox.docker_backend import (
     FILE_SIZE_CAP_BYTES,
     SANDBOX_UID,
@@ -124,8 +131,12 @@ def rootfs_digest(rootfs: Path) -> str:
 class BwrapBackend:
     name = "bwrap"
 
-    def __init__(self, rootfs: Path, bwrap: str = "bwrap") -> None:
+    def __init__(
+        self, rootfs: Path, bwrap: str = "bwrap", deployment: str = DEFAULT_DEPLOYMENT
+    ) -> None:
         self.rootfs = Path(rootfs)
+        # Runs are recorded under OWNERS/<deployment>/<name>: reap touches only its own.
+        self.deployment = deployment
         self._bwrap = shutil.which(bwrap) or bwrap
         self._as_root = os.geteuid() == 0
         self._live: dict[str, subprocess.Popen[bytes]] = {}
@@ -146,7 +157,11 @@ class BwrapBackend:
         return result
 
     def _run(self, spec: RunSpec, digest: str, outfs: OutFs) -> RunResult:
-        with RunCgroup.create(spec.name, spec.limits) as cgroup, _seccomp_fd() as seccomp_fd:
+        with (
+            _owned(self.deployment, spec.name),
+            RunCgroup.create(spec.name, spec.limits) as cgroup,
+            _seccomp_fd() as seccomp_fd,
+        ):
             status_read, status_write = os.pipe()
             try:
                 argv = self._argv(spec, cgroup, seccomp_fd, status_write)
@@ -305,7 +320,39 @@ class BwrapBackend:
         RunCgroup.kill_leftover(name)
 
     def reap(self, *, older_than_seconds: float) -> list[str]:
-        return RunCgroup.reap(older_than_seconds)
+        """Kill this deployment's runs started at least ``older_than_seconds`` ago.
+
+        A run's marker (``OWNERS/<deployment>/<name>``, made before its cgroup) says whose
+        it is and, by its mtime, when it started; another deployment's are never touched.
+        """
+        owners = OWNERS / self.deployment
+        if not SAFE_NAME.match(self.deployment) or not owners.is_dir():
+            return []
+        reaped = []
+        for marker in sorted(owners.iterdir()):
+            with suppress(OSError):
+                if time.time() - marker.stat().st_mtime >= older_than_seconds:
+                    RunCgroup.kill_leftover(marker.name)
+                    marker.unlink()
+                    reaped.append(marker.name)
+        return reaped
+
+
+OWNERS = STAGE_ROOT / "runs"
+
+
+@contextmanager
+def _owned(deployment: str, name: str) -> Iterator[None]:
+    if not SAFE_NAME.match(deployment):
+        raise InfrastructureError(f"unsafe deployment name {deployment!r}")
+    marker = OWNERS / deployment / name
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    try:
+        yield
+    finally:
+        with suppress(FileNotFoundError):
+            marker.unlink()
 
 
 def _kill_tree(proc: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
@@ -480,20 +527,6 @@ class RunCgroup:
             leftover = cls(dirs, v2=(CGROUP_ROOT / "cgroup.controllers").exists())
             leftover.kill_all()
             leftover.remove()
-
-    @classmethod
-    def reap(cls, older_than_seconds: float) -> list[str]:
-        v2 = (CGROUP_ROOT / "cgroup.controllers").exists()
-        parent = CGROUP_ROOT / CGROUP_PARENT if v2 else CGROUP_ROOT / "pids" / CGROUP_PARENT
-        if not parent.is_dir():
-            return []
-        reaped = []
-        for run in sorted(p for p in parent.iterdir() if p.is_dir()):
-            with suppress(OSError):
-                if time.time() - run.stat().st_mtime >= older_than_seconds:
-                    cls.kill_leftover(run.name)
-                    reaped.append(run.name)
-        return reaped
 
 
 def _write(path: Path, value: str, optional: bool = False) -> None:

@@ -40,6 +40,8 @@ from docker.types import DeviceRequest, LogConfig, Ulimit
 from docker.types import Mount as DockerMount
 
 from sandbox.base import (
+    DEFAULT_DEPLOYMENT,
+    DEPLOYMENT_LABEL,
     RUN_LABEL,
     CappedStream,
     InfrastructureError,
@@ -199,7 +201,11 @@ class DockerBackend:
         client: docker.DockerClient | None = None,
         runtime: str | None = None,
         on_started: Callable[[dict[str, Any]], None] | None = None,
+        deployment: str = DEFAULT_DEPLOYMENT,
     ) -> None:
+        # The run prefix of this deployment: every container is labelled with it and
+        # ``reap`` touches no other (issue 13: a test's reap killed another's sandbox).
+        self.deployment = deployment
         try:
             self._client = client or docker.from_env(timeout=60)
         except DockerException as exc:
@@ -273,7 +279,7 @@ class DockerBackend:
             "image": spec.image,
             "command": list(spec.command),
             "name": spec.name,
-            "labels": {**spec.labels, RUN_LABEL: spec.name},
+            "labels": {**spec.labels, RUN_LABEL: spec.name, DEPLOYMENT_LABEL: self.deployment},
             "working_dir": spec.workdir,
             "hostname": "sandbox",  # the default (container id) is an identifier; B10
             "user": f"{SANDBOX_UID}:{SANDBOX_UID}",
@@ -336,7 +342,9 @@ class DockerBackend:
         reaped: list[str] = []
         with _engine_errors("list"):
             containers = self._client.containers.list(
-                all=True, sparse=True, filters={"label": RUN_LABEL}
+                all=True,
+                sparse=True,
+                filters={"label": [RUN_LABEL, f"{DEPLOYMENT_LABEL}={self.deployment}"]},
             )
         for container in containers:
             labels = container.attrs.get("Labels") or {}

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sandbox.base import InfrastructureError, Mount, RunResult, RunSpec
+from sandbox.base import DEFAULT_DEPLOYMENT, InfrastructureError, Mount, RunResult, RunSpec
 from sandbox.docker_backend import (
     STREAM_JOIN_SECONDS,
     WARM_LABEL,
@@ -94,6 +94,7 @@ class WarmDockerBackend:
         refill_while_busy: bool | None = None,
         cold: DockerBackend | None = None,
         on_started: Callable[[dict[str, Any]], None] | None = None,
+        deployment: str = DEFAULT_DEPLOYMENT,
     ) -> None:
         self.pool_size = pool_size
         self.preload = preload
@@ -103,7 +104,8 @@ class WarmDockerBackend:
         self.max_profiles = max_profiles
         self.refill_while_busy = refill_while_busy
         self._busy = 0
-        self.cold = cold or DockerBackend()
+        # The cold backend labels and reaps by deployment; warm containers are its too.
+        self.cold = cold or DockerBackend(deployment=deployment)
         self._client = self.cold._client
         self._on_started = on_started
         self._work_root = work_root
@@ -273,7 +275,7 @@ class WarmDockerBackend:
             token,
         ]
         return RunSpec(
-            name=f"katakana-warm-{token}",
+            name=f"{self.cold.deployment}-warm-{token}",
             image=profile.image,
             command=command,
             workdir=profile.workdir,

@@ -65,7 +65,11 @@ def parse_run_name(name: str) -> tuple[int, int] | None:
 
 
 def sandbox_backend() -> SandboxBackend:
-    return get_backend(settings.KATAKANA_SANDBOX_BACKEND)
+    name = settings.KATAKANA_SANDBOX_BACKEND
+    if name == "process":  # a learner's own machine: no engine shared with anyone
+        return get_backend(name)
+    # Labels and reaps only this deployment's sandboxes (its run prefix).
+    return get_backend(name, deployment=settings.KATAKANA_RUN_PREFIX)
 
 
 def score_config(submission: Submission, backend: SandboxBackend) -> ScoreConfig:

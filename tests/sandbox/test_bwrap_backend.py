@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -129,15 +130,27 @@ def test_the_run_cgroup_holds_the_limits_and_is_removed_afterwards(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="per-run cgroups need root here")
-def test_reap_kills_processes_left_in_an_old_run_cgroup() -> None:
+def test_reap_kills_only_its_own_deployments_old_runs() -> None:
+    # Issue 13, item 7: a run of deployment "<p>" and one of "<p>-x" (the same prefix and
+    # more), both old; each deployment's reap takes its own and leaves the other running.
     from sandbox.base import Limits
 
-    name = f"katakana-test-reap-{os.getpid()}"
-    with RunCgroup.create(name, Limits()) as cgroup:
-        assert cgroup.enforced
-        sleeper = subprocess.Popen(["sleep", "600"])
-        for procs in cgroup.procs_files():
-            procs.write_text(str(sleeper.pid))
+    mine, theirs = f"katakana-t{os.getpid()}-x", f"katakana-t{os.getpid()}"
+    sleepers = {}
+    with contextlib.ExitStack() as stack:
+        for deployment in (mine, theirs):
+            name = f"{deployment}-sub-1-a1"
+            stack.enter_context(bwrap_module._owned(deployment, name))
+            cgroup = stack.enter_context(RunCgroup.create(name, Limits()))
+            assert cgroup.enforced
+            sleepers[deployment] = subprocess.Popen(["sleep", "600"])
+            for procs in cgroup.procs_files():
+                procs.write_text(str(sleepers[deployment].pid))
         time.sleep(1.1)
-        assert name in BwrapBackend(rootfs=Path("/")).reap(older_than_seconds=1)
-        assert sleeper.wait(timeout=5) == -9
+        assert BwrapBackend(rootfs=Path("/"), deployment=mine).reap(older_than_seconds=1) == [
+            f"{mine}-sub-1-a1"
+        ]
+        assert sleepers[mine].wait(timeout=5) == -9
+        assert sleepers[theirs].poll() is None, "another deployment's run was reaped"
+        assert BwrapBackend(rootfs=Path("/"), deployment=theirs).reap(older_than_seconds=1)
+        assert sleepers[theirs].wait(timeout=5) == -9

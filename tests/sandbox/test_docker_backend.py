@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import docker
 import pytest
 
-from sandbox.base import RUN_LABEL, InfrastructureError, Mount
+from sandbox.base import DEPLOYMENT_LABEL, RUN_LABEL, InfrastructureError, Mount
 from sandbox.docker_backend import DockerBackend
 from sandbox.image.build import CONFINE_ENTRYPOINT
 from tests.sandbox.conftest import IMAGE, innocent_run, make_backend, make_spec
@@ -101,24 +103,50 @@ def test_it_kills_a_leftover_container_of_the_same_name_first(
         backend.kill(spec.name)
 
 
-def test_it_reaps_old_labelled_containers_only(backend: DockerBackend) -> None:
+def _sleeper(client: Any, name: str, deployment: str | None) -> Any:
+    labels = {RUN_LABEL: name}
+    if deployment is not None:
+        labels[DEPLOYMENT_LABEL] = deployment
+    return client.containers.run(IMAGE, ["sleep", "600"], name=name, labels=labels, detach=True)
+
+
+def test_it_reaps_only_its_own_deployments_old_containers() -> None:
+    # Issue 13, item 7: reap(older_than_seconds=1) in one test run killed another
+    # deployment's running sandbox 0.14 s later. Two deployments of this test run share
+    # the engine here; each reaps only its own, and nothing unlabelled.
+    make_backend("docker")
+    stamp = f"{os.getpid()}-{int(time.time() * 1000)}"
+    mine, theirs = f"katakana-t{stamp}-a", f"katakana-t{stamp}"  # one a prefix of the other
     client = docker.from_env()
-    name = f"katakana-test-reap-{int(time.time() * 1000)}"
-    labelled = client.containers.run(
-        IMAGE, ["sleep", "600"], name=name, labels={RUN_LABEL: name}, detach=True
-    )
-    unlabelled = client.containers.run(IMAGE, ["sleep", "600"], detach=True)
+    containers = {
+        "mine": _sleeper(client, f"{mine}-sub-1-a1", mine),
+        "theirs": _sleeper(client, f"{theirs}-sub-1-a1", theirs),
+        "unlabelled": _sleeper(client, f"{mine}-other", None),
+    }
     try:
-        assert name not in backend.reap(older_than_seconds=3600)
+        backend = DockerBackend(deployment=mine)
+        assert backend.reap(older_than_seconds=3600) == []
         time.sleep(1.1)
-        assert name in backend.reap(older_than_seconds=1)
+        assert backend.reap(older_than_seconds=1) == [f"{mine}-sub-1-a1"]
         with pytest.raises(docker.errors.NotFound):
-            client.containers.get(labelled.id)
-        unlabelled.reload()
-        assert unlabelled.status == "running"
+            client.containers.get(containers["mine"].id)
+        for key in ("theirs", "unlabelled"):
+            containers[key].reload()
+            assert containers[key].status == "running", f"{key} was reaped"
+        assert DockerBackend(deployment=theirs).reap(older_than_seconds=1) == [f"{theirs}-sub-1-a1"]
     finally:
-        unlabelled.remove(force=True)
-        backend.kill(name)
+        for container in containers.values():
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+
+
+def test_its_containers_carry_the_deployment_label(
+    run_dir: Path, inspected: list[dict[str, Any]]
+) -> None:
+    make_backend("docker")
+    backend = DockerBackend(on_started=inspected.append, deployment="katakana-t-label")
+    innocent_run(backend, run_dir)
+    assert inspected[0]["Config"]["Labels"][DEPLOYMENT_LABEL] == "katakana-t-label"
 
 
 def test_kill_of_an_unknown_name_is_a_no_op(backend: DockerBackend) -> None:

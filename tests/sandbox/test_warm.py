@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import threading
 import time
@@ -21,7 +22,7 @@ import docker
 import numpy as np
 import pytest
 
-from sandbox.base import RUN_LABEL, Limits, Mount, RunResult, RunSpec
+from sandbox.base import DEPLOYMENT_LABEL, RUN_LABEL, Limits, Mount, RunResult, RunSpec
 from sandbox.docker_backend import DockerBackend, OutputWatcher
 from sandbox.outfs import SLACK_BYTES, mounts_under
 from sandbox.warm import WarmDockerBackend
@@ -58,6 +59,8 @@ from tests.sandbox.test_attacks import (  # noqa: F401
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# This test run's own deployment: its reaps never touch another run's sandboxes.
+TEST_DEPLOYMENT = f"katakana-t{os.getpid()}-warm"
 # numpy and IPython only: torch alone would take most of the attack suite's 256 MB.
 TEST_PRELOAD = ("numpy", "IPython.core.interactiveshell")
 OUT_CAP_LIMITS = dataclasses.replace(
@@ -172,7 +175,9 @@ def started() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def warm(started: list[dict[str, Any]]) -> Iterator[WarmDockerBackend]:
     make_backend("docker")  # skips when the engine or the image is missing
-    backend = WarmDockerBackend(pool_size=2, preload=TEST_PRELOAD, on_started=started.append)
+    backend = WarmDockerBackend(
+        pool_size=2, preload=TEST_PRELOAD, on_started=started.append, deployment=TEST_DEPLOYMENT
+    )
     yield backend
     backend.close()
 
@@ -385,13 +390,42 @@ def test_the_reaper_spares_an_idle_warm_container_but_not_an_old_cold_one(
     spec = make_spec(run_dir, "innocent.py", limits=ATTACK_LIMITS)
     assert warm.prewarm(spec, count=1, timeout=120)
     client = docker.from_env()
-    name = f"katakana-test-reap-{int(time.time() * 1000)}"
-    client.containers.run(IMAGE, ["sleep", "600"], name=name, labels={RUN_LABEL: name}, detach=True)
+    name = f"{TEST_DEPLOYMENT}-sub-{int(time.time() * 1000)}-a1"
+    labels = {RUN_LABEL: name, DEPLOYMENT_LABEL: TEST_DEPLOYMENT}
+    client.containers.run(IMAGE, ["sleep", "600"], name=name, labels=labels, detach=True)
     time.sleep(1.1)
     reaped = warm.reap(older_than_seconds=1)
     assert name in reaped
-    assert not any(r.startswith("katakana-warm-") for r in reaped)
+    assert not any(r.startswith(f"{TEST_DEPLOYMENT}-warm-") for r in reaped)
     assert warm.run(spec).backend == "docker-warm"  # its pool container still works
+
+
+def test_another_deployments_warm_pool_never_reaps_ours(
+    warm: WarmDockerBackend, run_dir: Path
+) -> None:
+    # Issue 13, item 7, for the warm pool: another deployment's pool, reaping with no
+    # grace, leaves this one's idle containers and runs alone.
+    spec = make_spec(run_dir, "innocent.py", limits=ATTACK_LIMITS)
+    assert warm.prewarm(spec, count=1, timeout=120)
+    ours = [c.name for c in docker.from_env().containers.list(
+        filters={"label": f"{DEPLOYMENT_LABEL}={TEST_DEPLOYMENT}"})]  # fmt: skip
+    assert any(n.startswith(f"{TEST_DEPLOYMENT}-warm-") for n in ours)
+    # A run of ours in progress (a cold one: a warm job is renamed the same way).
+    name = f"{TEST_DEPLOYMENT}-sub-{int(time.time() * 1000)}-a1"
+    labels = {RUN_LABEL: name, DEPLOYMENT_LABEL: TEST_DEPLOYMENT}
+    running = docker.from_env().containers.run(
+        IMAGE, ["sleep", "600"], name=name, labels=labels, detach=True
+    )
+    other = WarmDockerBackend(pool_size=0, deployment=f"{TEST_DEPLOYMENT}-other")
+    try:
+        time.sleep(1.1)
+        assert other.reap(older_than_seconds=0) == []
+        running.reload()
+        assert running.status == "running"
+    finally:
+        other.close()
+        running.remove(force=True)
+    assert warm.run(spec).backend == "docker-warm"
 
 
 def test_score_zip_gives_the_same_verdict_warm_and_cold(
