@@ -31,6 +31,7 @@ REJECTION_STATUS = {
     "closed": 403,
     "quota_exhausted": 429,
     "in_flight": 409,
+    "storage_full": 409,
     "no_testset": 503,
 }
 
