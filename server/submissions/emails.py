@@ -219,6 +219,9 @@ def email_context(submission: Submission) -> dict[str, object]:
         "error_advice": error.advice if error else "",
         "error_message": error.message if error else "",
         "url": settings.SITE_URL + reverse("submission_detail", args=[submission.pk]),
+        "guide_url": settings.SITE_URL
+        + reverse("guide")
+        + (f"#error-{submission.error_class}" if submission.error_class else ""),
     }
 
 
