@@ -72,6 +72,10 @@ CONTROL_TARGET = "/control"
 DATA_TARGET = "/work/1_data"
 DATA_FILE = "test_data.npy"
 DEFAULT_PRELOAD = ("numpy", "IPython.core.interactiveshell", "torch")
+# The pipeline names what a run's zip imports in this variable of the run's environment
+# (scorer/frameworks.py); the environment is part of the profile, so each kind (numpy
+# only, torch, Keras) gets its own pool of containers that preloaded just that.
+PRELOAD_ENV = "KATAKANA_PRELOAD"
 # A pool's own directory in the temp dir: "<prefix><pid>-<random>" (see release_dead_roots).
 WARM_ROOT_PREFIX = "katakana-warm-"
 
@@ -90,7 +94,7 @@ class WarmDockerBackend:
         ready_timeout_seconds: float = 120.0,
         work_root: Path | None = None,
         harness_dir: Path = HARNESS_DIR,
-        max_profiles: int = 2,
+        max_profiles: int = 3,
         refill_while_busy: bool | None = None,
         cold: DockerBackend | None = None,
         on_started: Callable[[dict[str, Any]], None] | None = None,
@@ -269,7 +273,7 @@ class WarmDockerBackend:
             "--wait",
             CONTROL_TARGET,
             "--preload",
-            ",".join(self.preload),
+            dict(profile.env).get(PRELOAD_ENV) or ",".join(self.preload),
             # A random token in argv: survivors of this container can be found on the host.
             "--slot",
             token,

@@ -33,6 +33,8 @@ PRELOAD: dict[str, tuple[str, ...]] = {
     "tensorflow": ("tensorflow",),
     "keras": ("tensorflow", "keras"),
 }
+# The run's environment variable that names them (read by sandbox/warm.py).
+PRELOAD_ENV = "KATAKANA_PRELOAD"
 SOURCE_SUFFIXES = (".py", ".ipynb")
 # Bounds on what is read: learner files larger than this are not source worth scanning.
 MAX_FILE_BYTES = 4 << 20

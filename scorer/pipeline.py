@@ -29,6 +29,7 @@ from scorer import taint
 from scorer.archive import ArchiveLimits, extract_submission
 from scorer.entry import EntryPoint, detect_entry
 from scorer.errors import ErrorClass, ScoringError, gettext_noop
+from scorer.frameworks import PRELOAD_ENV, frameworks_in_folder, preload_modules
 from scorer.legacy import (
     UNTRACED_CODE,
     judge_decoy,
@@ -219,6 +220,11 @@ def _build_spec(
         "OMP_NUM_THREADS": threads,
         "OPENBLAS_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": str(min(int(threads), 2)),
+        # What a warm container of this run's profile imports before the job: only the
+        # frameworks the zip imports, so numpy runs' containers stay light (sandbox/warm.py).
+        PRELOAD_ENV: ",".join(preload_modules(frameworks_in_folder(root))),
     }
     return RunSpec(
         name=run_name,

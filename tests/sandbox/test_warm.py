@@ -472,3 +472,24 @@ def _pipeline_spec(config: ScoreConfig, testset: Path) -> RunSpec:
 
 def test_innocent_run_helper_passes_warm(backend: CheckedWarm, run_dir: Path) -> None:
     innocent_run(backend, run_dir)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- one pool per kind
+
+PRELOADED = "import sys\nprint(sorted({'numpy', 'torch', 'tensorflow'} & set(sys.modules)))\n"
+
+
+def test_each_kind_of_run_gets_a_container_that_preloaded_what_it_imports(
+    warm: WarmDockerBackend, run_dir: Path
+) -> None:
+    # The pipeline names a zip's frameworks in KATAKANA_PRELOAD (scorer/frameworks.py).
+    base = stage(run_dir, PRELOADED)
+    seen = {}
+    for kind, preload in (("numpy", "numpy"), ("torch", "numpy,torch")):
+        spec = dataclasses.replace(
+            base, name=f"{base.name}-{kind}", env={**base.env, "KATAKANA_PRELOAD": preload}
+        )
+        result = run_either("warm", warm, spec)
+        assert result.exit_code == 0, result.stderr
+        seen[kind] = result.stdout.decode().strip()
+    assert seen == {"numpy": "['numpy']", "torch": "['numpy', 'torch']"}
