@@ -270,7 +270,7 @@ KATAKANA_SCORE_QUEUE = env_str("KATAKANA_SCORE_QUEUE", "score")
 # others to KATAKANA_SCORE_QUEUE. Unset, the CPU queue *is* the score queue: one queue
 # for everything, what a demo or a CPU-only host wants. A worker claims only submissions
 # of the kinds it serves (cpu, gpu or both), so a CPU worker never takes a PyTorch run.
-KATAKANA_SCORE_QUEUE_CPU = env_str("KATAKANA_SCORE_QUEUE_CPU", KATAKANA_SCORE_QUEUE)
+KATAKANA_SCORE_QUEUE_CPU = env_str("KATAKANA_SCORE_QUEUE_CPU", "") or KATAKANA_SCORE_QUEUE
 KATAKANA_WORKER_KINDS = env_list("KATAKANA_WORKER_KINDS", ["cpu", "gpu"])
 CELERY_TASK_ROUTES = {
     "submissions.score_submission": {"queue": KATAKANA_SCORE_QUEUE},
