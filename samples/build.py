@@ -10,7 +10,8 @@ takes well under a minute on two cores.
 * ``legacy_numpy_mlp``: the unmodified course template notebook (legacy contract) with
   a whole ``common.layers.TwoLayerNet`` object pickled, and the course's ``common/``;
 * ``numpy_cnn_params``: a numpy CNN (im2col) from a params-dict pickle, verified contract;
-* ``pytorch_cnn``: a PyTorch CNN state_dict, verified contract.
+* ``pytorch_cnn``: a PyTorch CNN state_dict, verified contract;
+* ``keras_cnn``: a Keras 3 CNN saved with ``model.save(".keras")``, verified contract.
 
 The verified samples are ``kit/submit_katakana.ipynb`` with only its model-loading
 cell (tagged ``katakana-model``) replaced: what the kit tells learners to do.
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from samples import numpy_cnn, torch_cnn
+from samples import keras_cnn, numpy_cnn, torch_cnn
 
 REPO = Path(__file__).resolve().parent.parent
 DIST = Path(__file__).resolve().parent / "dist"
@@ -38,7 +39,7 @@ KIT_NOTEBOOK = REPO / "kit" / "submit_katakana.ipynb"
 MODEL_CELL_TAG = "katakana-model"
 NOTEBOOK = "submit_katakana.ipynb"
 # Training epochs per sample; ``quick`` builds (tests) use one epoch each.
-EPOCHS = {"legacy_numpy_mlp": 30, "numpy_cnn_params": 20, "pytorch_cnn": 8}
+EPOCHS = {"legacy_numpy_mlp": 30, "numpy_cnn_params": 20, "pytorch_cnn": 8, "keras_cnn": 8}
 _ZIP_TIME = (2024, 4, 1, 0, 0, 0)
 
 # The course's G3 util.py as learners have it (the server overwrites it before a run).
@@ -200,11 +201,21 @@ def build_pytorch_cnn(folder: Path, x: np.ndarray, t: np.ndarray, *, epochs: int
     return folder
 
 
+def build_keras_cnn(folder: Path, x: np.ndarray, t: np.ndarray, *, epochs: int) -> Path:
+    """Kit notebook + a Keras model saved whole as ``.keras`` (architecture and weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = keras_cnn.train(x, t, epochs=epochs)
+    keras_cnn.save(model, folder / keras_cnn.MODEL_FILE)
+    write_notebook(folder, kit_notebook(keras_cnn.MODEL_CELL))
+    return folder
+
+
 Builder = Callable[..., Path]
 BUILDERS: dict[str, Builder] = {
     "legacy_numpy_mlp": build_legacy_numpy_mlp,
     "numpy_cnn_params": build_numpy_cnn_params,
     "pytorch_cnn": build_pytorch_cnn,
+    "keras_cnn": build_keras_cnn,
 }
 
 

@@ -30,6 +30,7 @@ CONTRACTS = {
     "legacy_numpy_mlp": "legacy",
     "numpy_cnn_params": "verified",
     "pytorch_cnn": "verified",
+    "keras_cnn": "verified",
 }
 
 
