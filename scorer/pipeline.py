@@ -38,13 +38,21 @@ from scorer.legacy import (
     score_recorded,
 )
 from scorer.metrics import Metrics, compute_metrics
-from scorer.predictions import read_predictions, read_result_json, result_error
+from scorer.predictions import (
+    TRAIN_PREDICTIONS_FILE,
+    read_legacy_train_classes,
+    read_predictions,
+    read_result_json,
+    result_error,
+)
 from scorer.taint import Provenance
+from scorer.testset import TRAIN_DATA_FILE, TRAIN_LABEL_FILE
 
 HARNESS_DIR = Path(__file__).resolve().parent.parent / "sandbox" / "runner"
 SANDBOX_SUBMISSION = "/work/submission"
 SANDBOX_DATA = "/work/1_data/test_data.npy"
 SANDBOX_LABELS = "/work/1_data/test_label.npy"
+SANDBOX_TRAIN = "/work/1_data/train_data.npy"
 LOG_EXCERPT_BYTES = 8 * 1024
 
 Status = Literal["scored", "failed"]
@@ -88,6 +96,9 @@ class ScoreOutcome:
     backend: str = ""
     image_digest: str = ""
     notes: list[str] = field(default_factory=list)
+    # The same model on the course's public training set (when the test set has one):
+    # the learner's train-vs-test comparison. None when there is none or it failed.
+    train_accuracy: float | None = None
 
 
 def score_zip(
@@ -193,6 +204,10 @@ def _build_spec(
     if labelled:
         # Only a course's opt-in labelled legacy run: the score is self-reported.
         mounts.append(Mount(testset_dir / "test_label.npy", SANDBOX_LABELS))
+    train = testset_dir / TRAIN_DATA_FILE
+    if train.is_file():
+        # Public images (learners have them): their labels stay on the host all the same.
+        mounts.append(Mount(train, SANDBOX_TRAIN))
     # Making these paths usable by the sandbox user (uid 65534) is each isolating
     # backend's job (sandbox.docker_backend.prepare_host_paths), not the pipeline's.
     command = [
@@ -206,6 +221,7 @@ def _build_spec(
         str(config.batch_size),
         "--data",
         SANDBOX_DATA,
+        *(["--train-data", SANDBOX_TRAIN] if train.is_file() else []),
         "--out",
         "/out",
     ]
@@ -306,6 +322,7 @@ def _judge(
             outcome.durations.update(
                 {f"harness_{k}": float(v) for k, v in report["seconds"].items()}
             )
+        outcome.train_accuracy = _train_accuracy(outcome, entry, out_dir, testset_dir)
         outcome.status = "scored"
     except ScoringError as error:
         outcome.error = error
@@ -355,6 +372,29 @@ def _score_legacy_recorded(
     outcome.accuracy = metrics.accuracy
     outcome.loss = metrics.loss
     outcome.notes.extend(notes)
+
+
+def _train_accuracy(
+    outcome: ScoreOutcome, entry: EntryPoint, out_dir: Path, testset_dir: Path
+) -> float | None:
+    """Accuracy on the public training set, or None (with a note) when there is none."""
+    label_path = testset_dir / TRAIN_LABEL_FILE
+    if not label_path.is_file():
+        return None
+    labels = np.load(label_path, allow_pickle=False)
+    try:
+        if entry.contract == "verified":
+            predicted = read_predictions(out_dir, len(labels), name=TRAIN_PREDICTIONS_FILE)
+            classes = predicted if predicted.ndim == 1 else np.argmax(predicted, axis=1)
+        else:
+            classes = read_legacy_train_classes(out_dir, len(labels))
+    except ScoringError as error:  # a bad file here never costs the test-set score
+        outcome.notes.append(f"training set: {error.code}")
+        return None
+    if classes is None:
+        outcome.notes.append("training set: not every image was followed")
+        return None
+    return float(np.mean(classes == np.argmax(labels, axis=1)))
 
 
 def _shown(metrics: Metrics) -> Metrics:

@@ -30,6 +30,8 @@ PREDICTIONS_FILE = "predictions.npy"
 RESULT_FILE = "result.json"
 DECOY_FILE = "decoy.json"
 LEGACY_CLASSES_FILE = "legacy_classes.npy"
+LEGACY_TRAIN_CLASSES_FILE = "legacy_train_classes.npy"
+TRAIN_PREDICTIONS_FILE = "train_predictions.npy"
 LEGACY_LOSS_FILE = "legacy_loss_terms.npy"
 DETAIL_CAP = 16_000
 PARAM_TEXT_CAP = 300
@@ -158,17 +160,22 @@ def read_npy(out_dir: Path, name: str, *, forms: list[Form], max_bytes: int) -> 
         ) from exc
 
 
-def read_predictions(out_dir: Path, n: int, *, max_bytes: int = 16 << 20) -> np.ndarray:
-    """The harness's predictions: int64 (n,) class ids 0-14 or float64 (n, 15) finite scores."""
+def read_predictions(
+    out_dir: Path, n: int, *, max_bytes: int = 16 << 20, name: str = PREDICTIONS_FILE
+) -> np.ndarray:
+    """The harness's predictions: int64 (n,) class ids 0-14 or float64 (n, 15) finite scores.
+
+    ``name``: ``predictions.npy`` (the hidden test set) or ``train_predictions.npy`` (the
+    public training set, for the train-vs-test comparison)."""
     forms: list[Form] = [((n,), "iu"), ((n, N_CLASSES), "f")]
-    array = read_npy(out_dir, PREDICTIONS_FILE, forms=forms, max_bytes=max_bytes)
+    array = read_npy(out_dir, name, forms=forms, max_bytes=max_bytes)
     if array is None:
         raise ScoringError(
             ErrorClass.WRONG_OUTPUT,
             "predictions_missing",
             MSG_MISSING,
-            {"file": PREDICTIONS_FILE},
-            detail="no predictions.npy in the out folder",
+            {"file": name},
+            detail=f"no {name} in the out folder",
         )
     if array.ndim == 1:
         if n and (array.min() < 0 or array.max() >= N_CLASSES):
@@ -177,6 +184,14 @@ def read_predictions(out_dir: Path, n: int, *, max_bytes: int = 16 << 20) -> np.
     if not np.isfinite(array).all():
         raise _wrong("predictions_not_finite", "predict_not_finite")
     return array.astype(np.float64)
+
+
+def read_legacy_train_classes(out_dir: Path, n: int) -> np.ndarray | None:
+    """The classes recorded on the training set, or None if absent or not all recorded."""
+    classes = read_npy(out_dir, LEGACY_TRAIN_CLASSES_FILE, forms=[((n,), "iu")], max_bytes=1 << 20)
+    if classes is None or ((classes < 0) | (classes >= N_CLASSES)).any():
+        return None
+    return classes.astype(np.int64)
 
 
 def read_legacy_record(out_dir: Path, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -309,7 +324,7 @@ def _validate_result(raw: dict[str, Any]) -> dict[str, Any]:
         raise _bad_result("inconsistent fields")
     seconds = _field(raw, "seconds", (dict,))
     clean_seconds = {}
-    for key in ("setup", "predict"):
+    for key in ("setup", "predict", "train"):
         value = seconds.get(key, 0.0)
         if (
             isinstance(value, bool)

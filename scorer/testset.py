@@ -28,6 +28,10 @@ IMAGE_SHAPE = (1, 28, 28)
 COURSE_CLASS_COUNTS: tuple[int, ...] = (1300,) * 5 + (800,) * 10
 DATA_FILE = "test_data.npy"
 LABEL_FILE = "test_label.npy"
+# The course's public training set, optionally stored beside the test set: learners see
+# their model's accuracy on it next to the test accuracy (its labels stay on the host).
+TRAIN_DATA_FILE = "train_data.npy"
+TRAIN_LABEL_FILE = "train_label.npy"
 CHECKSUM_FILE = "SHA256SUMS"
 INFO_FILE = "testset.json"
 _HASH_CHUNK = 1 << 20
@@ -127,6 +131,21 @@ def store_testset(
     sums = f"{sha_data}  {DATA_FILE}\n{sha_labels}  {LABEL_FILE}\n"
     _write_atomic(dest_dir / CHECKSUM_FILE, sums.encode())
     return info
+
+
+def store_training_set(data_path: Path, label_path: Path, dest_dir: Path) -> int:
+    """Validate the public training set and store it beside a stored test set; its size.
+
+    Same checks as a test set (images 0-255 in (N, 1, 28, 28), one-hot or class-id
+    labels), any class counts. Written before the test set's checksum file is read, so a
+    verified test set never depends on it; a missing training set only means no
+    train-vs-test comparison.
+    """
+    data, labels = _canonical(Path(data_path), Path(label_path), None)
+    dest_dir = Path(dest_dir)
+    _write_npy(dest_dir / TRAIN_DATA_FILE, data)
+    _write_npy(dest_dir / TRAIN_LABEL_FILE, labels)
+    return len(data)
 
 
 def load_verified(dest_dir: Path) -> TestSetInfo:

@@ -55,6 +55,7 @@ SANDBOX_SUBMISSION = "/work/submission/"
 WARM_READY = "[harness] warm: ready"
 JOB_FILE = "job.json"
 JOB_POLL_SECONDS = 0.005
+TRAIN_PREDICTIONS = "train_predictions.npy"
 # What torch and TensorFlow say when code insists on a GPU that is not there (CPU build,
 # no driver, no device, a CUDA-saved tensor loaded without map_location on a CPU host).
 CUDA_MISSING_MARKERS = (
@@ -372,13 +373,27 @@ def predict_all(module: types.ModuleType, data: Any, batch_size: int) -> Any:
     return np.concatenate(parts) if n else np.zeros((0,), dtype=np.int64)
 
 
-def write_predictions(out_dir: Path, predictions: Any) -> None:
+def write_predictions(out_dir: Path, predictions: Any, name: str = "predictions.npy") -> None:
     import numpy as np
 
-    tmp = out_dir / ".predictions.tmp.npy"
+    tmp = out_dir / f".{name}.tmp"
     with open(tmp, "wb") as f:
         np.save(f, predictions, allow_pickle=False)
-    os.replace(tmp, out_dir / "predictions.npy")
+    os.replace(tmp, out_dir / name)
+
+
+def predict_training_set(module: types.ModuleType, args: argparse.Namespace) -> float:
+    """The course's public training images through the same predict(): for the learner's
+    train-vs-test comparison. Never fails the run: a problem here only leaves the
+    training accuracy out (the host notes why). Returns the seconds it took."""
+    started = time.monotonic()
+    try:
+        train = load_test_data(args.train_data)
+        write_predictions(Path(args.out), predict_all(module, train, args.batch_size),
+                          TRAIN_PREDICTIONS)  # fmt: skip
+    except BaseException as exc:  # noqa: BLE001 - the test-set verdict is already decided
+        log(f"training set skipped ({type(exc).__name__})")
+    return round(time.monotonic() - started, 3)
 
 
 # --------------------------------------------------------------------------- main
@@ -523,6 +538,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 result["seconds"]["predict"] = round(time.monotonic() - predict_started, 3)
             write_predictions(out_dir, predictions)
+            if args.train_data:
+                result["seconds"]["train"] = predict_training_set(module, args)
         result.update(ok=True, code="ok")
     except HarnessFailure as failure:
         result.update(
@@ -548,6 +565,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--entry", required=True, help="entry path relative to the cwd")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--data", required=True)
+    parser.add_argument("--train-data", help="the public training images (verified contract)")
     parser.add_argument("--out", required=True)
     return parser.parse_args(argv)
 
