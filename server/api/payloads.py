@@ -54,6 +54,8 @@ def submission_detail(request: HttpRequest, submission: Submission) -> dict[str,
         "entry": submission.entry,
         "pass_threshold": submission.course.pass_threshold,
         "balanced_accuracy": view.balanced_accuracy,
+        "train_accuracy": view.train_accuracy,
+        "overfitting": view.overfitting,
         "per_class_accuracy": per_class,
         "error": _error(view.error),
     }

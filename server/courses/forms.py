@@ -32,6 +32,7 @@ class CourseSettingsForm(forms.ModelForm):
             "daily_quota",
             "max_in_flight",
             "pass_threshold",
+            "overfit_gap",
             "wall_seconds",
             "memory_mb",
             "legacy_allowed",

@@ -58,6 +58,17 @@ class Course(models.Model):
     max_in_flight = models.PositiveSmallIntegerField(
         _("submissions in flight per learner"), default=1
     )
+    overfit_gap = models.FloatField(
+        _("overfitting note from a gap of"),
+        default=0.03,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_(
+            "When a model's accuracy on the public training set exceeds its accuracy on "
+            "the hidden test set by at least this much (0.03 = 3 points), the result page "
+            "and email suggest it may be overfitting, as the course material describes. "
+            "Only shown when the course's test set is stored with its training set."
+        ),
+    )
     wall_seconds = models.PositiveIntegerField(_("time limit (seconds)"), default=600)
     memory_mb = models.PositiveIntegerField(_("memory limit (MB)"), default=4096)
     show_logs_to_learners = models.BooleanField(

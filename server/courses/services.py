@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from scorer.testset import store_testset
+from scorer.testset import store_testset, store_training_set
 from server.accounts.models import User
 from server.courses.models import Course, Enrollment, Role, TestSet
 
@@ -41,15 +41,26 @@ def enrollment_create(
     return enrollment
 
 
-def testset_load(*, course: Course, data_path: Path, label_path: Path, note: str = "") -> TestSet:
+def testset_load(
+    *,
+    course: Course,
+    data_path: Path,
+    label_path: Path,
+    note: str = "",
+    train: tuple[Path, Path] | None = None,
+) -> TestSet:
     """Validate and store a test set as the course's next version, and make it active.
 
     The files are copied under KATAKANA_TESTSETS_DIR (never web-served) with checksums;
-    earlier versions stay on disk so old results remain explainable.
+    earlier versions stay on disk so old results remain explainable. ``train``: the
+    course's public training set (images, labels), stored beside it so that results show
+    training accuracy next to test accuracy.
     """
     version = (course.testsets.aggregate(v=Max("version"))["v"] or 0) + 1
     dest = Path(settings.KATAKANA_TESTSETS_DIR) / course.code / f"v{version}"
     info = store_testset(data_path, label_path, dest)
+    if train is not None:
+        store_training_set(*train, dest)
     with transaction.atomic():
         course.testsets.filter(is_active=True).update(is_active=False)
         return TestSet.objects.create(

@@ -43,6 +43,10 @@ class ResultView:
     balanced_accuracy: float | None
     per_class: list[ClassScore] = field(default_factory=list)
     confusion: list[list[int]] | None = None
+    # The same model on the course's public training set, when the run measured it, and
+    # whether the gap to the test accuracy reaches the course's overfitting note.
+    train_accuracy: float | None = None
+    overfitting: bool = False
     # passed / below / not_counted (Submission.verdict), None without a score.
     verdict: str | None = None
     passed: bool = False
@@ -58,7 +62,16 @@ def result_view(submission: Submission) -> ResultView:
         for index, accuracy in enumerate(metrics.get("per_class_accuracy", []))
         if index < len(CLASS_NAMES)
     ]
+    train = metrics.get("train_accuracy")
+    train_accuracy = float(train) if isinstance(train, int | float) else None
+    gap = (
+        train_accuracy - submission.accuracy
+        if train_accuracy is not None and submission.accuracy is not None
+        else None
+    )
     return ResultView(
+        train_accuracy=train_accuracy,
+        overfitting=gap is not None and gap >= submission.course.overfit_gap,
         accuracy=submission.accuracy,
         loss=submission.loss,
         balanced_accuracy=metrics.get("balanced_accuracy"),

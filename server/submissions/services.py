@@ -318,7 +318,7 @@ def submission_record_outcome(submission: Submission, outcome: ScoreOutcome) -> 
         fresh.entry = outcome.entry or fresh.entry
         fresh.accuracy = outcome.accuracy
         fresh.loss = outcome.loss
-        fresh.metrics = outcome.metrics.to_dict() if outcome.metrics else None
+        fresh.metrics = _stored_metrics(outcome)
         fresh.self_reported = outcome.self_reported
         fresh.untrusted = outcome.untrusted
         fresh.log_excerpt = outcome.log_excerpt
@@ -336,6 +336,14 @@ def submission_record_outcome(submission: Submission, outcome: ScoreOutcome) -> 
         fresh.save(update_fields=[*RESULT_FIELDS, "charged"])
         _outbox_on_commit(fresh)
     return True
+
+
+def _stored_metrics(outcome: ScoreOutcome) -> dict[str, object] | None:
+    """The scorer's metrics, plus the training-set accuracy when the run measured it."""
+    metrics: dict[str, object] = outcome.metrics.to_dict() if outcome.metrics else {}
+    if outcome.train_accuracy is not None:
+        metrics["train_accuracy"] = outcome.train_accuracy
+    return metrics or None
 
 
 def submission_record_infrastructure_failure(submission: Submission, detail: str) -> Status:

@@ -29,6 +29,7 @@ class Command(BaseCommand):
                     data_path=files["test_data"],
                     label_path=files["test_label"],
                     note="demo test set rendered from fonts (demodata)",
+                    train=(files["train_data"], files["train_label"]),
                 )
         for email, name, role, password in ACCOUNTS:
             enrollment_create(course=course, email=email, role=role, name=name, password=password)

@@ -16,8 +16,17 @@ class Command(BaseCommand):
         parser.add_argument("course_code")
         parser.add_argument("directory", type=Path)
         parser.add_argument("--note", default="")
+        parser.add_argument(
+            "--train",
+            type=Path,
+            metavar="DIR",
+            help="the course's public training set (train_data.npy, train_label.npy): "
+            "results then show training accuracy beside test accuracy",
+        )
 
-    def handle(self, *args, course_code: str, directory: Path, note: str, **options):  # type: ignore[no-untyped-def]
+    def handle(
+        self, *args, course_code: str, directory: Path, note: str, train: Path | None, **options
+    ):  # type: ignore[no-untyped-def]  # noqa: E501
         course = Course.objects.filter(code=course_code).first()
         if course is None:
             raise CommandError(f"No course with code {course_code!r}.")
@@ -27,6 +36,7 @@ class Command(BaseCommand):
                 data_path=directory / "test_data.npy",
                 label_path=directory / "test_label.npy",
                 note=note,
+                train=(train / "train_data.npy", train / "train_label.npy") if train else None,
             )
         except ScoringError as error:
             raise CommandError(error.render()) from error
