@@ -1,13 +1,21 @@
 """Rate limits on what is cheap to ask for and costly to serve, counted in the shared cache.
 
-Failed logins are django-axes' (``settings.AXES_*``). These cover what axes does not:
+Failed logins per account are django-axes' (``settings.AXES_*``). These cover what axes
+does not:
+
+* failed logins per client address, across accounts: axes locks an (email, address)
+  pair, so one password tried once against every account from one address was never
+  stopped (password spraying). Counted apart from axes and far higher than its 5,
+  because a whole class may sit behind one NAT and mistype at once;
+* failed API tokens per client address: a token guesser costs a database look-up per
+  try and was never slowed;
 
 * password reset: per email address, so the form cannot be used to flood one learner's
   mailbox (or our SMTP reputation), and per client address, generously, because a whole
   class may sit behind one university NAT;
-* uploads, per learner: every upload is spooled, checked and stored, rejected ones too
-  (nothing a learner uploads is lost), so a loop of broken 200 MB zips would fill the
-  disk while never touching the daily quota, which only counts accepted ones;
+* uploads, per learner: every upload is received, spooled and checked (extraction, a
+  parsing child), rejected ones too, while the daily quota only counts accepted ones: a
+  loop of broken 200 MB zips would keep the web host busy at no quota cost;
 * the HTTP API, per token owner: a polling script gone wrong.
 
 Counters are django-ratelimit's fixed windows in Redis (``CACHES["default"]``), shared by
@@ -42,18 +50,26 @@ def client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR") or "0.0.0.0")
 
 
-def _limited(request: HttpRequest, group: str, key: str | Key, rate: str) -> int | None:
-    """Count one use; the seconds to wait when over ``rate``, else None."""
+def _limited(
+    request: HttpRequest, group: str, key: str | Key, rate: str, *, increment: bool = True
+) -> int | None:
+    """Count one use (or only look, without ``increment``); the seconds to wait when
+    over ``rate``, else None."""
     if not rate:
         return None
     try:
         usage: dict[str, Any] | None = get_usage(
-            request, group=group, key=key, rate=rate, increment=True
+            request, group=group, key=key, rate=rate, increment=increment
         )
     except Exception as exc:  # noqa: BLE001 - redis errors, DNS: fail open, never lock out
         log.warning("rate limit %s not checked: %s: %s", group, type(exc).__name__, exc)
         return None
-    if usage is None or not usage["should_limit"]:
+    if usage is None:
+        return None
+    # Counting, the use that passes the limit is refused; looking, a count already at
+    # the limit refuses (N failures are allowed, not N + 1).
+    over = usage["should_limit"] if increment else usage["count"] >= usage["limit"]
+    if not over:
         return None
     return max(1, int(usage["time_left"]))
 
@@ -87,6 +103,24 @@ def api_limited(request: HttpRequest) -> int | None:
     return _limited(request, "api", _user_key, settings.KATAKANA_RATE_API)
 
 
+def login_failures_limited(request: HttpRequest, *, count: bool = False) -> int | None:
+    """Seconds before this client address may try to log in again, else None. Only
+    failures are counted (``count=True`` after one): logging in is never limited."""
+    return _limited(
+        request, "login-failure-ip", "ip", settings.KATAKANA_RATE_LOGIN_FAILURES_IP,
+        increment=count,
+    )  # fmt: skip
+
+
+def api_token_failures_limited(request: HttpRequest, *, count: bool = False) -> int | None:
+    """Seconds before this client address may present an API token again, else None.
+    Only invalid tokens are counted (``count=True`` after one)."""
+    return _limited(
+        request, "api-token-failure-ip", "ip", settings.KATAKANA_RATE_API_TOKEN_FAILURES_IP,
+        increment=count,
+    )  # fmt: skip
+
+
 def _minutes(seconds: int) -> int:
     return max(1, -(-seconds // 60))  # rounded up: "wait 1 minute" for 5 seconds
 
@@ -107,6 +141,14 @@ def api_wait_message(seconds: int) -> str:
         "Too many API requests. Please wait %(seconds)d seconds and try again.",
         seconds,
     ) % {"seconds": seconds}
+
+
+def login_wait_message(seconds: int) -> str:
+    return ngettext(
+        "Too many failed logins from your network. Please wait %(minutes)d minute and try again.",
+        "Too many failed logins from your network. Please wait %(minutes)d minutes and try again.",
+        _minutes(seconds),
+    ) % {"minutes": _minutes(seconds)}
 
 
 def password_reset_wait_message(seconds: int) -> str:

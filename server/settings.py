@@ -142,6 +142,10 @@ KATAKANA_RATE_PASSWORD_RESET = env_str("KATAKANA_RATE_PASSWORD_RESET", "3/h")  #
 KATAKANA_RATE_PASSWORD_RESET_IP = env_str("KATAKANA_RATE_PASSWORD_RESET_IP", "60/h")
 KATAKANA_RATE_UPLOAD = env_str("KATAKANA_RATE_UPLOAD", "20/h")  # per learner, rejected too
 KATAKANA_RATE_API = env_str("KATAKANA_RATE_API", "120/m")  # per token owner
+# Failures per client address, across accounts and tokens (password spraying, token
+# guessing). Generous: a class behind one NAT shares an address.
+KATAKANA_RATE_LOGIN_FAILURES_IP = env_str("KATAKANA_RATE_LOGIN_FAILURES_IP", "30/h")
+KATAKANA_RATE_API_TOKEN_FAILURES_IP = env_str("KATAKANA_RATE_API_TOKEN_FAILURES_IP", "20/m")
 RATELIMIT_IP_META_KEY = "server.ratelimits.client_ip"
 RATELIMIT_FAIL_OPEN = True
 # W001: Django's own RedisCache is not on django-ratelimit's list, but it is shared and

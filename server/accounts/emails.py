@@ -1,5 +1,5 @@
-"""Account emails: the invitation to a learner imported from a class list, and the
-password-reset email.
+"""Account emails: the invitation to a learner imported from a class list, the notice to
+an existing account that an instructor added to a course, and the password-reset email.
 
 Rendered in the recipient's language (Japanese unless they chose English), from
 subject / text / HTML templates under ``templates/emails/``, when the email is sent.
@@ -49,6 +49,21 @@ def invitation_message(
             "login_url": settings.SITE_URL + reverse("login"),
             "reset_url": settings.SITE_URL + reverse("password_reset"),
             "days": int(getattr(settings, "KATAKANA_INVITATION_DAYS", 14)),
+        },
+    )
+
+
+def enrolment_message(
+    *, user: User, course: Course, invited_by: User | None
+) -> EmailMultiAlternatives:
+    return _message(
+        "enrolment",
+        user,
+        lambda: {
+            "course": course,
+            "invited_by": invited_by,
+            "login_url": settings.SITE_URL + reverse("login"),
+            "reset_url": settings.SITE_URL + reverse("password_reset"),
         },
     )
 

@@ -9,7 +9,10 @@ Japanese headers). A blank course code means "this course".
 Each line succeeds or fails on its own and every failure names its line, so an
 instructor fixes the few bad lines and imports the file again: lines already imported
 come back as "already enrolled", never as duplicates. New users get no usable password
-and an invitation email with a set-password link, sent after the import commits.
+and an invitation email with a set-password link, sent after the import commits; an
+existing account added to the course is told by email, never enrolled silently. The
+page shows both as "added" (``ImportReport.added``): whether an address already had an
+account on this server is not the instructor's to learn (issue 13).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from django.utils.translation import gettext as _
 
 from server.accounts.models import User
 from server.courses.models import Course, Enrollment, Role
-from server.submissions.emails import invitation_outbox_create
+from server.submissions.emails import enrolment_outbox_create, invitation_outbox_create
 from server.submissions.models import EmailKind, OutboxEmail
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
@@ -90,6 +93,11 @@ class ImportReport:
     @property
     def invited(self) -> int:
         return len(self.created) + len(self.reinvited)
+
+    @property
+    def added(self) -> list[ImportedLearner]:
+        """Enrolled by this import, new accounts and existing ones alike, in file order."""
+        return sorted(self.created + self.enrolled, key=lambda entry: entry.line)
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,7 @@ def learners_import(
 
     report = ImportReport()
     to_invite: list[User] = []
+    to_notify: list[User] = []
     first_line: dict[str, int] = {}
     with transaction.atomic():
         for row in rows:
@@ -205,9 +214,11 @@ def learners_import(
                 continue
             email = _clean_email(row.email)
             first_line[email] = row.line
-            _import_row(row, email, course, report, to_invite, resend_invitations)
+            _import_row(row, email, course, report, to_invite, to_notify, resend_invitations)
         for user in to_invite:
             invitation_outbox_create(user=user, course=course, invited_by=invited_by)
+        for user in to_notify:
+            enrolment_outbox_create(user=user, course=course, invited_by=invited_by)
     return report
 
 
@@ -239,6 +250,7 @@ def _import_row(
     course: Course,
     report: ImportReport,
     to_invite: list[User],
+    to_notify: list[User],
     resend: bool,
 ) -> None:
     entry = ImportedLearner(line=row.line, email=email, name=row.name)
@@ -257,9 +269,12 @@ def _import_row(
     )
     (report.enrolled if created else report.already_enrolled).append(entry)
     # Someone invited earlier (to this or another course) who never set a password still
-    # needs the link; on a plain re-import of the same list only when asked to resend.
+    # needs the link: with this new enrolment, or on a re-import when asked to resend
+    # (only then is it reported, as "sent again": it is already in this course).
     never_activated = not user.has_usable_password() and user.last_login is None
-    if never_activated and (created or resend):
+    if created:
+        (to_invite if never_activated else to_notify).append(user)
+    elif never_activated and resend:
         report.reinvited.append(entry)
         to_invite.append(user)
 

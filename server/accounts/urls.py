@@ -11,7 +11,7 @@ from server.accounts.tokens import invitation_token_generator
 urlpatterns = [
     path(
         "login/",
-        auth_views.LoginView.as_view(
+        views.LoginView.as_view(
             template_name="accounts/login.html",
             authentication_form=EmailAuthenticationForm,
             redirect_authenticated_user=True,

@@ -22,7 +22,12 @@ from server.accounts.imports import ImportFileError, learners_import, pending_in
 from server.accounts.models import User
 from server.accounts.tokens import api_token_create, api_token_revoke
 from server.courses.models import Course
-from server.ratelimits import password_reset_limited, password_reset_wait_message
+from server.ratelimits import (
+    login_failures_limited,
+    login_wait_message,
+    password_reset_limited,
+    password_reset_wait_message,
+)
 from server.submissions.selectors import is_instructor
 
 
@@ -144,3 +149,25 @@ class PasswordResetView(auth_views.PasswordResetView):
             response["Retry-After"] = str(wait)
             return response
         return super().form_valid(form)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login view with a limit on failed logins per client address (429 when hit).
+
+    django-axes locks one account on one address after a few failures; this stops one
+    password tried against many accounts (spraying). Only failures count, and the limit
+    is looked at before the password is checked, so a blocked address learns nothing.
+    """
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        wait = login_failures_limited(request)
+        if wait:
+            context = self.get_context_data(limited=login_wait_message(wait))
+            response = self.render_to_response(context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        login_failures_limited(self.request, count=True)
+        return super().form_invalid(form)

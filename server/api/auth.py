@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from server.accounts.tokens import api_token_authenticate
-from server.ratelimits import api_limited, api_wait_message
+from server.ratelimits import api_limited, api_token_failures_limited, api_wait_message
 
 View = Callable[..., HttpResponse]
 
@@ -38,6 +38,12 @@ def _unauthorised(code: str, message: str) -> JsonResponse:
     return response
 
 
+def _rate_limited(wait: int) -> JsonResponse:
+    response = api_error(429, "rate_limited", api_wait_message(wait))
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def token_required(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -48,8 +54,13 @@ def token_required(view: View) -> View:
                 "missing_token",
                 _("Send your API token in the header Authorization: Bearer <token>."),
             )
+        # Guessing is slowed per client address: look before the database, count after.
+        wait = api_token_failures_limited(request)
+        if wait:
+            return _rate_limited(wait)
         user = api_token_authenticate(raw)
         if user is None:
+            api_token_failures_limited(request, count=True)
             return _unauthorised(
                 "invalid_token", _("The API token is invalid or has been revoked.")
             )
@@ -57,12 +68,7 @@ def token_required(view: View) -> View:
         request.user = user
         with translation.override(user.language):
             wait = api_limited(request)
-            response: HttpResponse
-            if wait:
-                response = api_error(429, "rate_limited", api_wait_message(wait))
-                response["Retry-After"] = str(wait)
-            else:
-                response = view(request, *args, **kwargs)
+            response: HttpResponse = _rate_limited(wait) if wait else view(request, *args, **kwargs)
         response["Content-Language"] = user.language
         response["Cache-Control"] = "no-store"
         return response

@@ -68,6 +68,11 @@ def invitation_outbox_create(*, user: User, course: Course, invited_by: User | N
     return _account_email(EmailKind.INVITATION, user, course=course, invited_by=invited_by)
 
 
+def enrolment_outbox_create(*, user: User, course: Course, invited_by: User | None) -> OutboxEmail:
+    """The notice owed to an existing account that was added to ``course``."""
+    return _account_email(EmailKind.ENROLMENT, user, course=course, invited_by=invited_by)
+
+
 def password_reset_outbox_create(*, user: User) -> OutboxEmail:
     """The reset email owed to ``user``: a pending one is reused (its link is made when it
     is sent, so a send delayed by an SMTP outage still carries a fresh token)."""
@@ -231,7 +236,7 @@ def still_needed(email: OutboxEmail) -> bool:
     user = email.recipient
     if email.kind == EmailKind.INVITATION:
         return user is not None and user.is_active and not user.has_usable_password()
-    if email.kind == EmailKind.PASSWORD_RESET:
+    if email.kind in (EmailKind.PASSWORD_RESET, EmailKind.ENROLMENT):
         return user is not None and user.is_active
     return True
 
@@ -242,6 +247,13 @@ def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
 
         assert email.recipient is not None and email.course is not None
         return invitation_message(
+            user=email.recipient, course=email.course, invited_by=email.invited_by
+        )
+    if email.kind == EmailKind.ENROLMENT:
+        from server.accounts.emails import enrolment_message
+
+        assert email.recipient is not None and email.course is not None
+        return enrolment_message(
             user=email.recipient, course=email.course, invited_by=email.invited_by
         )
     if email.kind == EmailKind.PASSWORD_RESET:

@@ -285,6 +285,8 @@ class EmailKind(models.TextChoices):
     FAILURE = "failure", _("failure")
     INVITATION = "invitation", _("invitation")
     PASSWORD_RESET = "password_reset", _("password reset")
+    # An existing account added to a course: told, never silently enrolled.
+    ENROLMENT = "enrolment", _("added to a course")
 
 
 class OutboxEmailQuerySet(models.QuerySet["OutboxEmail"]):
@@ -355,7 +357,7 @@ class OutboxEmail(models.Model):
             models.CheckConstraint(
                 condition=(
                     models.Q(
-                        kind="invitation",
+                        kind__in=["invitation", "enrolment"],
                         submission__isnull=True,
                         recipient__isnull=False,
                         course__isnull=False,
@@ -366,7 +368,7 @@ class OutboxEmail(models.Model):
                         recipient__isnull=False,
                     )
                     | models.Q(
-                        ~models.Q(kind__in=["invitation", "password_reset"]),
+                        ~models.Q(kind__in=["invitation", "enrolment", "password_reset"]),
                         submission__isnull=False,
                         generation__isnull=False,
                         recipient__isnull=True,

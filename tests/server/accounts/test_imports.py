@@ -226,3 +226,48 @@ def test_the_command_imports_and_fails_when_a_line_was_bad(course, tmp_path):  #
     bad.write_text(f"x,broken,{CODE}\n", encoding="utf-8")
     with pytest.raises(CommandError):
         call_command("import_learners", CODE, str(bad), stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_the_import_page_does_not_say_which_addresses_already_had_an_account_and_tells_them(
+    client, course, instructor, eager_celery, django_capture_on_commit_callbacks
+):  # type: ignore[no-untyped-def]
+    # Before, the page listed "existing account" against known addresses (an account
+    # oracle for any instructor) and enrolled users of other courses without a word.
+    from server.courses.services import course_create, enrollment_create
+
+    other = course_create(name="Other", code="other_course")
+    known = enrollment_create(
+        course=other, email="known@example.com", role=Role.LEARNER, password="pw-known-123"
+    ).user
+    invited_elsewhere = enrollment_create(
+        course=other, email="pending@example.com", role=Role.LEARNER
+    ).user
+    mail.outbox.clear()
+    instructor.language = "en"
+    instructor.save(update_fields=["language"])
+    client.force_login(instructor)
+    upload = io.BytesIO(
+        f"New,new@example.com,{CODE}\nKnown,known@example.com,{CODE}\n"
+        f"Pending,pending@example.com,{CODE}\n".encode()
+    )
+    upload.name = "class.csv"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("learners_import", args=[CODE]), {"csv_file": upload})
+
+    page = response.content.decode()
+    assert "3 learners added and sent an email" in page
+    for hint in ("existing account", "invited</td>", "sent again"):
+        assert hint not in page
+    added = page[page.index('data-testid="added"') :]
+    added = added[: added.index("</table>")]
+    assert [row.count("<td>") for row in added.split("<tr>")[2:]] == [3, 3, 3]
+    # Everyone added hears of it: invitations for the two without a password, a notice
+    # (no set-password link) for the existing account.
+    sent = {m.to[0]: m for m in mail.outbox}
+    assert set(sent) == {"new@example.com", "known@example.com", "pending@example.com"}
+    notice = sent["known@example.com"]
+    assert "すでにアカウントをお持ちです" in notice.body  # in the recipient's language
+    assert "/invitation/" not in notice.body
+    assert Enrollment.objects.filter(course=course, user=known).exists()
+    assert Enrollment.objects.filter(course=course, user=invited_elsewhere).exists()

@@ -157,3 +157,36 @@ def test_a_reset_email_to_an_account_deactivated_before_it_went_out_is_not_sent(
     (row,) = OutboxEmail.objects.filter(kind="password_reset")
     assert outbox_send(row.pk) == "not-needed"
     assert mail.outbox == []
+
+
+def test_one_password_sprayed_across_accounts_from_one_address_is_stopped(client, course, settings):  # type: ignore[no-untyped-def]
+    # axes counts per (email, address): before, 200 accounts tried once each were never
+    # locked. Failures per address are counted across accounts (django-ratelimit).
+    settings.KATAKANA_RATE_LOGIN_FAILURES_IP = "10/h"
+    client.cookies["django_language"] = "en"
+    statuses = [login(client, f"user{n}@example.com", "Spring2026!").status_code for n in range(12)]
+    assert statuses == [200] * 10 + [429, 429]
+    blocked = login(client, "user99@example.com", "Spring2026!")
+    assert blocked.status_code == 429
+    assert int(blocked["Retry-After"]) > 0
+    assert "Too many failed logins from your network. Please wait" in blocked.content.decode()
+    # Another address is not held back.
+    other = client.post(
+        reverse("login"),
+        {"username": "user1@example.com", "password": "x"},
+        REMOTE_ADDR="10.9.8.7",
+    )
+    assert other.status_code == 200
+
+
+def test_the_address_limit_counts_failures_only_and_speaks_japanese(client, learner, settings):  # type: ignore[no-untyped-def]
+    settings.KATAKANA_RATE_LOGIN_FAILURES_IP = "2/h"
+    for _ in range(3):  # successful logins never count
+        assert login(client, learner.email, PASSWORD).status_code == 302
+        client.logout()
+    assert login(client, "a@example.com", "x").status_code == 200
+    assert login(client, "b@example.com", "x").status_code == 200
+    refused = login(client, learner.email, PASSWORD)
+    assert refused.status_code == 429
+    assert "ログインの失敗が多すぎます" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
