@@ -75,6 +75,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "server.ops.context.scoring_trouble",
             ],
         },
     },
@@ -290,6 +291,14 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": KATAKANA_SWEEP_SECONDS},
     },
 }
+# Health (/healthz, /metrics, the banners): scoring counts as stalled once an upload has
+# waited this long with no run in progress or finished meanwhile, or a lease expired this
+# long ago without being reclaimed; the sweeper counts as down when it has not run for
+# the second (beat or the "default" queue's worker is not running).
+KATAKANA_SCORING_STALL_SECONDS = env_float("KATAKANA_SCORING_STALL_SECONDS", 300.0)
+KATAKANA_SWEEPER_STALE_SECONDS = env_float(
+    "KATAKANA_SWEEPER_STALE_SECONDS", max(120.0, 4 * KATAKANA_SWEEP_SECONDS)
+)
 # The database, not Celery, is the source of truth: infrastructure attempts are capped
 # here (then the submission ends ERROR, refunded).
 KATAKANA_MAX_ATTEMPTS = env_int("KATAKANA_MAX_ATTEMPTS", 3)

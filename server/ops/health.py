@@ -1,9 +1,11 @@
 """One health report for the web endpoint, the ``health`` command and container probes.
 
-Only the database and the broker make the service unhealthy (HTTP 503): without either,
-no upload can be accepted. Missing workers or GPUs, and emails that cannot be sent, are
-reported, not failed, because the web keeps accepting (and queueing) uploads meanwhile;
-alert on them instead.
+The database and the broker make the service unhealthy (HTTP 503): without either, no
+upload can be accepted. The full report (not ``?scope=live``, the container probe) is
+also unhealthy when scoring is stalled (work waits and nothing moves: no worker reaches
+its sandbox engine, or none runs) or the sweeper (beat) has stopped: uploads are then
+accepted but never scored, which an uptime monitor must see within minutes. Missing
+workers or GPUs, and emails that cannot be sent, are reported, not failed; alert on them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from server.ops.broker import broker_redis
+from server.ops.liveness import last_seen
 from server.ops.selectors import OutboxStats, outbox_stats, queue_stats
+from server.submissions.selectors import queue_health
 
 WORKER_PING_TIMEOUT_SECONDS = 1.0
 # An email still unsent after this long means SMTP (or every worker) has been failing for
 # a while: the default back-off has tried about five times by then.
 EMAIL_STALE_SECONDS = 15 * 60
-CRITICAL = ("database", "broker")
+CRITICAL = ("database", "broker", "scoring")
+# A sandbox engine failure a worker reported is shown for this long (then it is old news).
+SANDBOX_FAILURE_SHOWN_SECONDS = 15 * 60
 
 
 def check_database() -> dict[str, Any]:
@@ -85,6 +91,38 @@ def check_queue() -> dict[str, Any]:
     }
 
 
+def check_scoring() -> dict[str, Any]:
+    """Is submitted work being scored? Stalled queue, sweeper (beat), sandbox engines."""
+    try:
+        stalled = queue_health().stalled
+    except DatabaseError as exc:
+        return {"ok": False, "error": _short(exc)}
+    behind = check_workers_behind_scoring()
+    return {"ok": not stalled and behind["sweeper_ok"], "stalled": stalled, **behind}
+
+
+def check_workers_behind_scoring() -> dict[str, Any]:
+    """The sweeper's last run and the last sandbox-engine failure a worker reported."""
+    try:
+        sweeper = last_seen("sweeper")
+        sandbox = last_seen("sandbox")
+    except Exception as exc:  # the broker being down is already reported by check_broker
+        return {"sweeper_ok": False, "sandbox_ok": True, "error": _short(exc)}
+    stale = settings.KATAKANA_SWEEPER_STALE_SECONDS
+    failing = sandbox is not None and not sandbox.ok
+    failing = (
+        failing and sandbox is not None and sandbox.age_seconds <= SANDBOX_FAILURE_SHOWN_SECONDS
+    )
+    report: dict[str, Any] = {
+        "sweeper_ok": sweeper is not None and sweeper.age_seconds <= stale,
+        "sweeper_last_run_age_seconds": round(sweeper.age_seconds, 1) if sweeper else None,
+        "sandbox_ok": not failing,
+    }
+    if failing and sandbox is not None:
+        report["sandbox_error"] = sandbox.detail
+    return report
+
+
 def check_email() -> dict[str, Any]:
     """The outbox: not ok when an email was given up on or has waited too long."""
     try:
@@ -114,18 +152,25 @@ def email_trouble() -> OutboxStats | None:
 
 
 def health_report(
-    *, workers: bool = True, gpus: bool = True, worker_timeout: float = WORKER_PING_TIMEOUT_SECONDS
+    *,
+    workers: bool = True,
+    gpus: bool = True,
+    scoring: bool = True,
+    worker_timeout: float = WORKER_PING_TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
-    """Every check's result and an overall ``ok`` (database and broker only)."""
+    """Every check's result and an overall ``ok`` (database, broker and, where checked,
+    scoring)."""
     checks: dict[str, Any] = {"database": check_database(), "broker": check_broker()}
     if checks["database"]["ok"]:
         checks["queue"] = check_queue()
         checks["email"] = check_email()
+    if scoring:
+        checks["scoring"] = check_scoring()
     if workers and checks["broker"]["ok"]:
         checks["workers"] = check_workers(worker_timeout)
     if gpus:
         checks["gpus"] = check_gpus()
-    return {"ok": all(checks[name]["ok"] for name in CRITICAL), "checks": checks}
+    return {"ok": all(checks[name]["ok"] for name in CRITICAL if name in checks), "checks": checks}
 
 
 def _ms(started: float) -> float:

@@ -30,6 +30,7 @@ from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
 from server.ops.broker import KEY_PREFIX, broker_redis
+from server.ops.health import check_scoring
 from server.ops.selectors import outbox_stats, queue_stats
 from server.submissions.models import Status, Submission
 
@@ -91,6 +92,26 @@ class KatakanaCollector:
     def collect(self) -> Iterator[Metric]:
         yield from self._database_gauges()
         yield from self._redis_counters()
+        yield from self._scoring_gauges()
+
+    def _scoring_gauges(self) -> Iterator[Metric]:
+        # The same report as /healthz's "scoring" check (one rule: selectors.scoring_stalled).
+        scoring = check_scoring()
+        yield GaugeMetricFamily(
+            "katakana_scoring_stalled",
+            "1 when uploads wait and nothing is being scored (see docs/reliability.md).",
+            value=1 if scoring.get("stalled") else 0,
+        )
+        yield GaugeMetricFamily(
+            "katakana_sweeper_up",
+            "1 when the sweeper (beat) ran within KATAKANA_SWEEPER_STALE_SECONDS.",
+            value=1 if scoring.get("sweeper_ok") else 0,
+        )
+        yield GaugeMetricFamily(
+            "katakana_sandbox_engine_up",
+            "0 when a worker recently could not reach its sandbox engine.",
+            value=1 if scoring.get("sandbox_ok", True) else 0,
+        )
 
     def _database_gauges(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("katakana_database_up", "1 when PostgreSQL answered the scrape.")

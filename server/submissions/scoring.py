@@ -30,6 +30,7 @@ from sandbox.backends import get_backend
 from sandbox.base import InfrastructureError, Limits, SandboxBackend
 from sandbox.gpu import gpu_health
 from scorer.pipeline import ScoreConfig, ScoreOutcome, score_zip
+from server.ops import liveness
 from server.submissions import services
 from server.submissions.models import Status, Submission
 
@@ -173,6 +174,7 @@ def run_scoring(submission_id: int, *, worker: str | None = None) -> str:
         check_worker_health(backend)
     except InfrastructureError as exc:
         raise WorkerUnhealthy(str(exc)) from exc
+    liveness.mark("sandbox")
     from server.submissions.sweeper import reap_orphans
 
     reap_orphans(backend)  # this host's leftovers, whichever worker made them

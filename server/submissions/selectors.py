@@ -100,6 +100,9 @@ class QueueHealth:
     queued: int
     running: int
     oldest_wait_seconds: int
+    # Work has waited KATAKANA_SCORING_STALL_SECONDS with nothing moving: no worker can
+    # score (engine unreachable, every worker gone) or the sweeper is not running.
+    stalled: bool = False
 
     @property
     def congested(self) -> bool:
@@ -111,14 +114,46 @@ class QueueHealth:
 
 
 def queue_health() -> QueueHealth:
-    """The scoring queue across all courses (one worker pool serves them all); two queries."""
+    """The scoring queue across all courses (one worker pool serves them all); two queries,
+    a third only while an upload has waited past the stall window with no run in progress.
+    """
+    now = timezone.now()
+    stall = dt.timedelta(seconds=settings.KATAKANA_SCORING_STALL_SECONDS)
     row = Submission.objects.in_flight().aggregate(
         queued=Count("pk", filter=Q(status=Status.QUEUED)),
         running=Count("pk", filter=Q(status=Status.RUNNING)),
+        live=Count("pk", filter=Q(status=Status.RUNNING, lease_until__gt=now)),
+        unreclaimed=Count("pk", filter=Q(status=Status.RUNNING, lease_until__lt=now - stall)),
     )
     oldest = Submission.objects.queued_uploads().aggregate(oldest=Min("created_at"))["oldest"]
-    wait = int((timezone.now() - oldest).total_seconds()) if oldest else 0
-    return QueueHealth(queued=row["queued"], running=row["running"], oldest_wait_seconds=wait)
+    wait = int((now - oldest).total_seconds()) if oldest else 0
+    return QueueHealth(
+        queued=row["queued"],
+        running=row["running"],
+        oldest_wait_seconds=wait,
+        stalled=scoring_stalled(
+            now, oldest_wait_seconds=wait, live=row["live"], unreclaimed=row["unreclaimed"]
+        ),
+    )
+
+
+def scoring_stalled(
+    now: dt.datetime, *, oldest_wait_seconds: float, live: int, unreclaimed: int
+) -> bool:
+    """The one rule for "scoring is delayed": the banners, /healthz and /metrics use it.
+
+    Stalled when an upload has waited longer than ``KATAKANA_SCORING_STALL_SECONDS`` and
+    in that time no run held a live lease (``live``) and none finished (a long queue that
+    moves is busy, not stalled), or when runs' leases expired that long ago and nobody
+    reclaimed them (``unreclaimed``: the sweeper, that is beat, is not running).
+    """
+    stall = settings.KATAKANA_SCORING_STALL_SECONDS
+    if unreclaimed:
+        return True
+    if oldest_wait_seconds <= stall or live:
+        return False
+    since = now - dt.timedelta(seconds=stall)
+    return not Submission.objects.filter(finished_at__gt=since).exists()
 
 
 # ---------------------------------------------------------------------------- quota line

@@ -16,6 +16,7 @@ from celery import shared_task
 from celery.exceptions import Reject
 from django.conf import settings
 
+from server.ops import liveness
 from server.submissions import emails, scoring, sweeper
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def score_submission(self: Any, submission_id: int) -> str:
         # Nothing was claimed. Pause (this worker is useless until its engine is back),
         # then hand the message back so a healthy worker, or this one later, takes it.
         log.warning("worker unhealthy, handing the message back: %s", exc)
+        liveness.mark("sandbox", ok=False, detail=str(exc))  # /healthz says why
         time.sleep(settings.KATAKANA_RETRY_SECONDS)
         raise Reject(str(exc), requeue=True) from exc
 
@@ -48,4 +50,5 @@ def send_outbox_email(self: Any, outbox_id: int) -> str:
 
 @shared_task(name="submissions.sweep", ignore_result=True)
 def sweep() -> dict[str, int]:
+    liveness.mark("sweeper")  # /healthz reports a sweeper (beat) that stopped
     return vars(sweeper.sweep())

@@ -375,6 +375,9 @@ def test_a_congested_queue_shows_a_banner(client, course, instructor, learner):
     Submission.objects.filter(pk=old.pk).update(
         created_at=timezone.now() - dt.timedelta(minutes=11)
     )
+    # A run in progress: the queue is busy, not stalled (test_scoring_health has that one).
+    lease = timezone.now() + dt.timedelta(seconds=30)
+    make_submission(course, learner, status=Status.RUNNING, lease_until=lease)
     assert 'data-testid="queue-banner"' in client.get(leaderboard).content.decode()
 
 

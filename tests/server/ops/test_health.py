@@ -16,12 +16,29 @@ pytestmark = pytest.mark.urls("server.ops.urls")
 
 # Nothing listens on port 1: a broker that is really down, not a mocked one.
 DEAD_BROKER = "redis://127.0.0.1:1/0"
+TOKEN = "ops-test-token"
+
+
+@pytest.fixture(autouse=True)
+def detail_client(client, settings):  # type: ignore[no-untyped-def]
+    """These tests read the checks' detail: they call as a monitor, with the token."""
+    settings.KATAKANA_METRICS_TOKEN = TOKEN
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    return client
 
 
 @pytest.mark.django_db
 def test_healthz_reports_database_broker_and_queue_when_all_is_up(client, make_submission) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from server.ops import liveness
+
+    liveness.mark("sweeper")
     make_submission(status=Status.QUEUED, days_old=0.01)
-    make_submission(status=Status.RUNNING)
+    # Work in progress (a live lease): the 14-minute wait is a busy queue, not a stall.
+    make_submission(status=Status.RUNNING, lease_until=timezone.now() + dt.timedelta(seconds=30))
     response = client.get("/healthz")
     body = response.json()
     assert response.status_code == 200 and body["ok"] is True
@@ -32,6 +49,13 @@ def test_healthz_reports_database_broker_and_queue_when_all_is_up(client, make_s
     # Reported but never fatal: workers restart while the web keeps queueing uploads.
     assert set(checks["workers"]) >= {"ok", "count", "names"}
     assert set(checks["gpus"]) >= {"visible", "configured"}
+    assert checks["scoring"] == {
+        "ok": True,
+        "stalled": False,
+        "sweeper_ok": True,
+        "sweeper_last_run_age_seconds": checks["scoring"]["sweeper_last_run_age_seconds"],
+        "sandbox_ok": True,
+    }
 
 
 @pytest.mark.django_db
