@@ -109,3 +109,49 @@ def compute_metrics(predictions: np.ndarray, labels_onehot: np.ndarray) -> Metri
         n=int(len(true)),
         score_kind=kind,
     )
+
+
+def confidence(scores: np.ndarray) -> np.ndarray:
+    """The probability a model gave its own answer, per image, from (N, 15) scores."""
+    kind = score_kind(scores)
+    probabilities = scores if kind == "probabilities" else softmax(scores)
+    return np.asarray(probabilities.max(axis=1), dtype=np.float64)
+
+
+def mistakes_by_confusion(
+    predicted: np.ndarray,
+    true: np.ndarray,
+    confidences: np.ndarray | None = None,
+    *,
+    pairs: int = 6,
+    per_pair: int = 8,
+) -> list[dict[str, Any]]:
+    """The images a model gets wrong, grouped by its most frequent confusions.
+
+    For the learner's gallery of misclassified *training* images (public data: never
+    call this with the hidden test set). Each group: ``true``, ``predicted``, ``count``
+    and up to ``per_pair`` ``images`` (index and, with scores, the confidence of the
+    wrong answer, highest first: the model's most confident mistakes are the telling ones).
+    """
+    wrong = np.flatnonzero(predicted != true)
+    counts: dict[tuple[int, int], list[int]] = {}
+    for i in wrong:
+        counts.setdefault((int(true[i]), int(predicted[i])), []).append(int(i))
+    groups = []
+    for (t, p), indices in sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:pairs]:
+        if confidences is not None:
+            indices = sorted(indices, key=lambda i: -confidences[i])
+        images = [
+            {
+                "index": i,
+                "confidence": None if confidences is None else round(float(confidences[i]), 2),
+            }
+            for i in indices[:per_pair]
+        ]
+        groups.append({"true": t, "predicted": p, "count": len(indices), "images": images})
+    return groups
+
+
+def _rounded(confidences: np.ndarray | None, index: int) -> float | None:
+    # Learner-chosen numbers are shown, so kept, only to two decimals.
+    return None if confidences is None else round(float(confidences[index]), 2)

@@ -37,7 +37,7 @@ from scorer.legacy import (
     read_decoy,
     score_recorded,
 )
-from scorer.metrics import Metrics, compute_metrics
+from scorer.metrics import Metrics, compute_metrics, confidence, mistakes_by_confusion
 from scorer.predictions import (
     TRAIN_PREDICTIONS_FILE,
     read_legacy_train_classes,
@@ -99,6 +99,9 @@ class ScoreOutcome:
     # The same model on the course's public training set (when the test set has one):
     # the learner's train-vs-test comparison. None when there is none or it failed.
     train_accuracy: float | None = None
+    # Its mistakes there, grouped by confusion (``scorer.metrics.mistakes_by_confusion``):
+    # indices into the public training set, for the learner's gallery.
+    train_mistakes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def score_zip(
@@ -322,7 +325,7 @@ def _judge(
             outcome.durations.update(
                 {f"harness_{k}": float(v) for k, v in report["seconds"].items()}
             )
-        outcome.train_accuracy = _train_accuracy(outcome, entry, out_dir, testset_dir)
+        _score_training_set(outcome, entry, out_dir, testset_dir)
         outcome.status = "scored"
     except ScoringError as error:
         outcome.error = error
@@ -374,27 +377,33 @@ def _score_legacy_recorded(
     outcome.notes.extend(notes)
 
 
-def _train_accuracy(
+def _score_training_set(
     outcome: ScoreOutcome, entry: EntryPoint, out_dir: Path, testset_dir: Path
-) -> float | None:
-    """Accuracy on the public training set, or None (with a note) when there is none."""
+) -> None:
+    """Accuracy and mistakes on the public training set; nothing (with a note) when the
+    course has none or the run's answers there cannot be read."""
     label_path = testset_dir / TRAIN_LABEL_FILE
     if not label_path.is_file():
-        return None
+        return
     labels = np.load(label_path, allow_pickle=False)
+    confidences = None
     try:
         if entry.contract == "verified":
             predicted = read_predictions(out_dir, len(labels), name=TRAIN_PREDICTIONS_FILE)
             classes = predicted if predicted.ndim == 1 else np.argmax(predicted, axis=1)
+            if predicted.ndim == 2:
+                confidences = confidence(predicted)
         else:
             classes = read_legacy_train_classes(out_dir, len(labels))
     except ScoringError as error:  # a bad file here never costs the test-set score
         outcome.notes.append(f"training set: {error.code}")
-        return None
+        return
     if classes is None:
         outcome.notes.append("training set: not every image was followed")
-        return None
-    return float(np.mean(classes == np.argmax(labels, axis=1)))
+        return
+    true = np.argmax(labels, axis=1)
+    outcome.train_accuracy = float(np.mean(classes == true))
+    outcome.train_mistakes = mistakes_by_confusion(classes, true, confidences)
 
 
 def _shown(metrics: Metrics) -> Metrics:

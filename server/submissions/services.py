@@ -343,6 +343,7 @@ def _stored_metrics(outcome: ScoreOutcome) -> dict[str, object] | None:
     metrics: dict[str, object] = outcome.metrics.to_dict() if outcome.metrics else {}
     if outcome.train_accuracy is not None:
         metrics["train_accuracy"] = outcome.train_accuracy
+        metrics["train_mistakes"] = outcome.train_mistakes
     return metrics or None
 
 

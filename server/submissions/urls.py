@@ -13,4 +13,9 @@ urlpatterns = [
     path("submissions/<int:pk>/status.json", views.submission_status, name="submission_status"),
     path("submissions/<int:pk>/result/", views.submission_result, name="submission_result"),
     path("submissions/<int:pk>/archive.zip", views.submission_archive, name="submission_archive"),
+    path(
+        "submissions/<int:pk>/training-images/<int:index>.png",
+        views.training_image,
+        name="training_image",
+    ),
 ]

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 from server.accounts.models import signed_in_user
 from server.courses.models import Enrollment, Role
 from server.ratelimits import upload_limited, upload_wait_message
-from server.submissions import charts, progress, selectors, services
+from server.submissions import charts, gallery, progress, selectors, services
 from server.submissions.emails import email_context
 from server.submissions.forms import UploadForm
 from server.submissions.models import Phase, ScoreSource, Status, Submission
@@ -191,6 +191,7 @@ def result_context(submission: Submission, user: Any) -> dict[str, Any]:
     context["balanced_accuracy"] = view.balanced_accuracy
     context["result_email"] = submission.emails.filter(generation=submission.generation).first()
     context["history_chart"] = _history_chart(submission.learner_id, course, submission.pk)
+    context["mistake_groups"] = gallery.mistake_groups(submission)
     return context
 
 
@@ -273,3 +274,11 @@ def my_history_png(request: HttpRequest, code: str) -> HttpResponse:
     """The signed-in learner's accuracy over time as a 1280x720 chart for a slide."""
     course, _enrollment = selectors.course_for_member(request.user, code)
     return progress.history_png(signed_in_user(request).pk, course)
+
+
+@login_required
+@require_GET
+def training_image(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """A public training image the submission's model got wrong (its gallery)."""
+    submission = selectors.submission_for_user(request.user, pk)
+    return gallery.training_image_png(submission, index)

@@ -72,6 +72,18 @@ def test_a_verified_run_reports_training_accuracy_beside_test_accuracy(
     assert outcome.accuracy == direct_accuracy(params, *data["test"])
     assert outcome.train_accuracy == direct_accuracy(params, *data["train"])
     assert outcome.durations["harness_train"] >= 0
+    # The gallery's groups: the most frequent confusions first, every image really wrong.
+    x, t = data["train"]
+    predicted = lm.verified_numpy_forward(params, x).argmax(1)
+    true = t.argmax(1)
+    counts = [g["count"] for g in outcome.train_mistakes]
+    assert counts == sorted(counts, reverse=True) and sum(counts) <= int((predicted != true).sum())
+    for group in outcome.train_mistakes:
+        for image in group["images"]:
+            assert (true[image["index"]], predicted[image["index"]]) == (
+                group["true"],
+                group["predicted"],
+            )
 
 
 def test_a_legacy_run_records_the_training_set_without_any_label(

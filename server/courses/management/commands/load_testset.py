@@ -1,6 +1,7 @@
 """Load a hidden test set (test_data.npy + test_label.npy) into a course."""
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -25,8 +26,14 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, course_code: str, directory: Path, note: str, train: Path | None, **options
-    ):  # type: ignore[no-untyped-def]  # noqa: E501
+        self,
+        *args: Any,
+        course_code: str,
+        directory: Path,
+        note: str,
+        train: Path | None,
+        **options: Any,
+    ) -> None:
         course = Course.objects.filter(code=course_code).first()
         if course is None:
             raise CommandError(f"No course with code {course_code!r}.")
