@@ -136,8 +136,12 @@ def _size_error(*printed: str, detail: str = "") -> ScoringError | None:
     )
 
 
-def score_recorded(out_dir: Path, labels: np.ndarray, stdout: str) -> tuple[Metrics, list[str]]:
-    """Metrics of a recording-mode legacy run, computed as for the verified contract.
+def score_recorded(
+    out_dir: Path, labels: np.ndarray, stdout: str
+) -> tuple[Metrics, list[str], np.ndarray]:
+    """Metrics, notes and the recorded classes of a recording-mode legacy run.
+
+    Computed as for the verified contract.
 
     The accuracy is ``correct / N``: what the course's util prints for code that computes
     each batch's accuracy as ``np.sum(y == t) / 500`` (the batch-weighted mean of exact
@@ -178,7 +182,7 @@ def score_recorded(out_dir: Path, labels: np.ndarray, stdout: str) -> tuple[Metr
             "loss: not observable (func_predict picks probabilities with the labels as an "
             "index, which the server cannot see without handing the labels over)"
         )
-    return dataclasses.replace(metrics, loss=loss), notes
+    return dataclasses.replace(metrics, loss=loss), notes, classes
 
 
 def recorded_loss(loss_terms: np.ndarray | None, labels: np.ndarray) -> float | None:

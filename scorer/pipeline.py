@@ -13,6 +13,7 @@ labels could not be followed, reruns it with the labels; that score is self-repo
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import shutil
 import tempfile
@@ -102,6 +103,11 @@ class ScoreOutcome:
     # Its mistakes there, grouped by confusion (``scorer.metrics.mistakes_by_confusion``):
     # indices into the public training set, for the learner's gallery.
     train_mistakes: list[dict[str, Any]] = field(default_factory=list)
+    # The answer per hidden test image (scored contracts only) and the SHA-256 of each
+    # model-sized file in the zip: the evidence for instructors' copy detection
+    # (scorer/similarity.py). Answers leave only to the host's own database.
+    predicted_classes: np.ndarray | None = None
+    model_files: dict[str, str] = field(default_factory=dict)
 
 
 def score_zip(
@@ -125,6 +131,7 @@ def score_zip(
         if extracted.stripped:
             notes.append("ignored: " + ", ".join(sorted(extracted.stripped)[:10]))
         provenance = Provenance(extracted.root, entry.path)
+        model_files = model_file_hashes(extracted.root)
         outcome = _run_and_judge(entry, provenance, testset_dir, workdir, run_name, config)
         if (
             outcome.error is not None
@@ -137,6 +144,7 @@ def score_zip(
             )
         outcome.durations = {**durations, **outcome.durations}
         outcome.notes = notes + outcome.notes
+        outcome.model_files = model_files
         return outcome
     finally:
         if not config.keep_workdir:
@@ -164,6 +172,29 @@ def _run_and_judge(
     outcome = _judge(result, entry, provenance, out_dir, testset_dir, config, labelled)
     outcome.durations["sandbox"] = sandbox_seconds
     return outcome
+
+
+MODEL_FILE_MIN_BYTES = 1024
+SOURCE_SUFFIXES = (".py", ".ipynb", ".txt", ".md", ".csv", ".json", ".cfg", ".ini")
+
+
+def model_file_hashes(root: Path) -> dict[str, str]:
+    """SHA-256 of every file in the zip that is not code or text and not tiny: the saved
+    models, which two learners should not share byte for byte."""
+    hashes = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file() or path.suffix.lower() in SOURCE_SUFFIXES:
+            continue
+        if path.stat().st_size < MODEL_FILE_MIN_BYTES:
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        hashes[path.relative_to(root).as_posix()[:300]] = digest.hexdigest()
+        if len(hashes) >= 50:
+            break
+    return hashes
 
 
 def _phase(config: ScoreConfig, phase: str) -> None:
@@ -357,6 +388,9 @@ def _raise_reported_error(
 def _score_verified(outcome: ScoreOutcome, out_dir: Path, testset_dir: Path) -> None:
     labels = np.load(testset_dir / "test_label.npy", allow_pickle=False)
     predictions = read_predictions(out_dir, len(labels))
+    outcome.predicted_classes = (
+        predictions if predictions.ndim == 1 else np.argmax(predictions, axis=1)
+    )
     metrics = _shown(compute_metrics(predictions, labels))
     outcome.metrics = metrics
     outcome.accuracy = metrics.accuracy
@@ -369,7 +403,8 @@ def _score_legacy_recorded(
     """Score what the label stand-in recorded, against labels that never left the host."""
     labels = np.load(testset_dir / "test_label.npy", allow_pickle=False)
     stdout = result.stdout.decode("utf-8", "replace")
-    metrics, notes = score_recorded(out_dir, labels, stdout)
+    metrics, notes, classes = score_recorded(out_dir, labels, stdout)
+    outcome.predicted_classes = classes
     metrics = _shown(metrics)
     outcome.metrics = metrics
     outcome.accuracy = metrics.accuracy

@@ -31,7 +31,7 @@ from server.courses.models import Course, Enrollment, Role, TestSet
 from server.courses.services import testset_load
 from server.exports import excel_csv_response, excel_safe
 from server.ops.health import email_trouble
-from server.submissions import charts, cohort, selectors, services
+from server.submissions import charts, cohort, selectors, services, similarity
 from server.submissions.models import Submission
 
 
@@ -95,6 +95,14 @@ def _cohort_context(course: Course, *, learners: int) -> dict[str, object]:
         else None,
         "most_confused": cohort.most_confused(confusion) if confusion else [],
     }
+
+
+@login_required
+def similar_submissions(request: HttpRequest, code: str) -> HttpResponse:
+    """Pairs of learners whose submissions look copied: evidence to look at, not a verdict."""
+    course = selectors.course_for_instructor(request.user, code)
+    context = {**_nav(course, "similar"), "report": similarity.similar_pairs(course)}
+    return render(request, "courses/similar.html", context)
 
 
 def _yes_no(flag: bool, score: float | None) -> str:

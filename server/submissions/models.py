@@ -212,6 +212,11 @@ class Submission(models.Model):
     accuracy = models.FloatField(null=True, blank=True)
     loss = models.FloatField(null=True, blank=True)
     metrics = models.JSONField(null=True, blank=True)
+    # The class answered for each hidden test image (int8 bytes, in the test set's order)
+    # and the SHA-256 of each model file in the zip: copy detection's evidence
+    # (server/submissions/similarity.py). Instructors only; never shown to learners.
+    predicted = models.BinaryField(null=True, blank=True, editable=False)
+    model_files = models.JSONField(default=dict, blank=True)
     self_reported = models.BooleanField(default=False)
     untrusted = models.BooleanField(default=False)
     error_class = models.CharField(max_length=32, blank=True)

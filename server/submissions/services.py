@@ -296,6 +296,7 @@ RESULT_FIELDS = [
     "status", "phase", "finished_at", "lease_until", "contract", "entry", "accuracy", "loss",
     "metrics", "self_reported", "untrusted", "log_excerpt", "backend", "image_digest",
     "durations", "error_class", "error_code", "error_message", "error_params", "detail",
+    "predicted", "model_files",
 ]  # fmt: skip
 
 
@@ -319,6 +320,9 @@ def submission_record_outcome(submission: Submission, outcome: ScoreOutcome) -> 
         fresh.accuracy = outcome.accuracy
         fresh.loss = outcome.loss
         fresh.metrics = _stored_metrics(outcome)
+        classes = outcome.predicted_classes
+        fresh.predicted = None if classes is None else classes.astype("int8").tobytes()
+        fresh.model_files = outcome.model_files
         fresh.self_reported = outcome.self_reported
         fresh.untrusted = outcome.untrusted
         fresh.log_excerpt = outcome.log_excerpt

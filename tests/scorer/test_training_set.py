@@ -71,6 +71,12 @@ def test_a_verified_run_reports_training_accuracy_beside_test_accuracy(
     assert outcome.status == "scored", outcome.error
     assert outcome.accuracy == direct_accuracy(params, *data["test"])
     assert outcome.train_accuracy == direct_accuracy(params, *data["train"])
+    # Copy detection's evidence: the answers per test image and the model file's hash.
+    assert outcome.predicted_classes is not None
+    np.testing.assert_array_equal(
+        outcome.predicted_classes, lm.verified_numpy_forward(params, data["test"][0]).argmax(1)
+    )
+    assert list(outcome.model_files) == ["params.pickle"]
     assert outcome.durations["harness_train"] >= 0
     # The gallery's groups: the most frequent confusions first, every image really wrong.
     x, t = data["train"]

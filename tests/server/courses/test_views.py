@@ -223,6 +223,7 @@ def _settings_post(**changes):  # type: ignore[no-untyped-def]
         "daily_quota": 5,
         "max_in_flight": 1,
         "pass_threshold": 0.97,
+        "overfit_gap": 0.05,
         "wall_seconds": 300,
         "memory_mb": 2048,
         "legacy_allowed": "",
@@ -247,6 +248,7 @@ def test_the_settings_form_saves_every_setting_in_the_course_time_zone(client, c
         2048,
     )
     assert (course.legacy_allowed, course.show_logs_to_learners) == (False, True)
+    assert course.overfit_gap == 0.05
     assert course.opens_at == dt.datetime(2026, 4, 1, 0, 0, tzinfo=dt.UTC)  # 09:00 JST
     assert 'value="2026-04-01T09:00"' in client.get(url).content.decode()
 
