@@ -248,3 +248,20 @@ def test_another_learners_submission_is_404(api, course, learner, other_learner,
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_an_upload_past_the_learners_storage_cap_is_409_and_stores_nothing(
+    api, course, learner, learner_token, tmp_path, settings
+):  # type: ignore[no-untyped-def]
+    settings.KATAKANA_LEARNER_STORAGE_MB = 1
+    kept = make_submission(course, learner)
+    Submission.objects.filter(pk=kept.pk).update(size_bytes=1024 * 1024)
+    upload = zip_upload(tmp_path, {"submit_katakana.py": VERIFIED})
+
+    response = api.post(
+        reverse("api:submissions"), {"archive": upload, "course": CODE}, **bearer(learner_token)
+    )
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "storage_full"
+    assert Submission.objects.count() == 1
