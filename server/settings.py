@@ -296,6 +296,10 @@ CELERY_BEAT_SCHEDULE = {
 # long ago without being reclaimed; the sweeper counts as down when it has not run for
 # the second (beat or the "default" queue's worker is not running).
 KATAKANA_SCORING_STALL_SECONDS = env_float("KATAKANA_SCORING_STALL_SECONDS", 300.0)
+# Leftovers of killed processes (temporary uploads, zip copies, stored zips without a row)
+# are deleted once nothing in them changed for this long (server/ops/leftovers.py); never
+# less than the hard task time limit plus a minute.
+KATAKANA_LEFTOVER_SECONDS = env_float("KATAKANA_LEFTOVER_SECONDS", 3600.0)
 KATAKANA_SWEEPER_STALE_SECONDS = env_float(
     "KATAKANA_SWEEPER_STALE_SECONDS", max(120.0, 4 * KATAKANA_SWEEP_SECONDS)
 )

@@ -9,7 +9,9 @@ the sweeper (beat task ``submissions.sweep``):
    fewer messages wait in the broker than claimable QUEUED submissions (Redis restarted
    without its data, a publish lost while Redis was down), it publishes the difference;
 3. re-sends emails whose send task was lost or whose retries stopped early;
-4. reaps orphan sandboxes: ours (by name prefix) whose attempt is no longer the live one.
+4. reaps orphan sandboxes: ours (by name prefix) whose attempt is no longer the live one,
+   with their run directories (and /out mounts) and dead warm pools' directories;
+5. removes what killed processes left on this host's disk (``server/ops/leftovers.py``).
 
 Each step is independent (Redis down must not stop the reclaiming). Duplicates it may
 cause are harmless: a task only acts after winning a conditional claim.
@@ -32,6 +34,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sandbox.base import RUN_LABEL, SandboxBackend
+from sandbox.outfs import release_under
+from sandbox.warm import release_dead_roots
+from server.ops.leftovers import remove_leftovers_now_and_then
 from server.submissions import routing
 from server.submissions.models import OutboxEmail, Status, Submission
 
@@ -49,6 +54,7 @@ class SweepReport:
     requeued: int = 0
     emails: int = 0
     reaped: int = 0
+    leftovers: int = 0
 
 
 def sweep(*, now: dt.datetime | None = None, reap: bool = True) -> SweepReport:
@@ -60,6 +66,7 @@ def sweep(*, now: dt.datetime | None = None, reap: bool = True) -> SweepReport:
     report.emails = _guarded("emails", lambda: _resend_unsent_emails(now), 0)
     if reap:
         report.reaped = reap_orphans()
+    report.leftovers = _guarded("leftovers", remove_leftovers_now_and_then, 0)
     if any(vars(report).values()):
         log.info("sweep: %s", report)
     return report
@@ -164,6 +171,7 @@ def reap_orphans(backend: SandboxBackend | None = None) -> int:
         log.exception("reaping sandboxes failed")
     try:
         _remove_dead_run_dirs(parse_run_name)
+        release_dead_roots()  # warm pools of killed workers: their /out mounts and dirs
     except Exception:
         log.exception("removing old run directories failed")
     return reaped
@@ -216,4 +224,5 @@ def _remove_dead_run_dirs(parse: Callable[[str], tuple[int, int] | None]) -> Non
     live = live_attempts({pk for pk, _ in found.values()})
     for path, attempt in found.items():
         if attempt not in live:
+            release_under(path)  # its /out tmpfs first: rmtree must not reach into a mount
             shutil.rmtree(path, ignore_errors=True)
