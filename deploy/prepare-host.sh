@@ -26,4 +26,20 @@ if [ ! -f .env ]; then
       .env.example > .env
   echo "wrote $(pwd)/.env with fresh secrets: now set the domain, e-mail and GPU lines in it"
 fi
+# /out of a sandbox must be capped by the kernel (sandbox/outfs.py). A worker in a
+# container cannot mount a tmpfs per run, so the run directories live on a fixed-size
+# filesystem of their own (a loop-mounted ext4 image): whatever a run hides in /out,
+# it can fill at most this, never the host's disk. The size is KATAKANA_RUNS_FS_MAX_MB.
+runs_mb=$(sed -n 's/^KATAKANA_RUNS_FS_MAX_MB=\([0-9][0-9]*\)$/\1/p' .env | tail -n1)
+if [ "${runs_mb:-0}" -gt 0 ] && ! mountpoint -q "$ROOT/runs"; then
+  image="$ROOT/runs.ext4"
+  if [ ! -f "$image" ]; then
+    truncate -s "${runs_mb}M" "$image"
+    mkfs.ext4 -q -m 0 "$image"
+  fi
+  mount -o loop,nosuid,nodev "$image" "$ROOT/runs"
+  chmod 0700 "$ROOT/runs"
+  grep -q " $ROOT/runs " /etc/fstab ||
+    echo "$image $ROOT/runs ext4 loop,nosuid,nodev 0 0" >> /etc/fstab
+fi
 echo "host ready: $ROOT"
