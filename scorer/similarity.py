@@ -47,28 +47,44 @@ class PairEvidence:
         return self.same_wrong / self.both_wrong if self.both_wrong else 0.0
 
 
+@dataclass(frozen=True)
+class Profile:
+    """One model's answers, prepared once for comparison with every other model."""
+
+    answers: np.ndarray
+    wrong: np.ndarray
+    # rates[c, j]: among its mistakes on true class c, how often it answers j.
+    rates: np.ndarray
+
+
+def profile(answers: np.ndarray, true: np.ndarray) -> Profile:
+    answers, true = np.asarray(answers, dtype=np.int64), np.asarray(true, dtype=np.int64)
+    if answers.shape != true.shape:
+        raise ValueError("predictions and labels must have the same length")
+    wrong = answers != true
+    counts = np.zeros((N_CLASSES, N_CLASSES))
+    np.add.at(counts, (true[wrong], answers[wrong]), 1)
+    totals = counts.sum(axis=1, keepdims=True)
+    rates = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    return Profile(answers, wrong, rates)
+
+
 def pair_evidence(a: np.ndarray, b: np.ndarray, true: np.ndarray) -> PairEvidence:
     """The agreement of two prediction vectors (class ids) on the images both got wrong."""
-    a, b, true = (np.asarray(v, dtype=np.int64) for v in (a, b, true))
-    if not (a.shape == b.shape == true.shape):
-        raise ValueError("predictions and labels must have the same length")
-    both = (a != true) & (b != true)
-    same = int(((a == b) & both).sum())
-    q = np.zeros(N_CLASSES)
-    for c in range(N_CLASSES):
-        q[c] = float(np.dot(_wrong_rates(a, true, c), _wrong_rates(b, true, c)))
+    return compare(profile(a, true), profile(b, true), np.asarray(true, dtype=np.int64))
+
+
+def compare(a: Profile, b: Profile, true: np.ndarray) -> PairEvidence:
+    """``pair_evidence`` from prepared profiles: a few vector operations per pair, so a
+    cohort of 500 (124,750 pairs) is compared in seconds."""
+    both = a.wrong & b.wrong
+    same = int(np.count_nonzero(both & (a.answers == b.answers)))
+    q = (a.rates * b.rates).sum(axis=1)  # per true class: chance of the same wrong answer
     picked = q[true[both]]
     expected = float(picked.sum())
     spread = math.sqrt(float((picked * (1 - picked)).sum()))
     z = (same - expected) / spread if spread > 0 else 0.0
-    return PairEvidence(int(both.sum()), same, expected, z)
-
-
-def _wrong_rates(predicted: np.ndarray, true: np.ndarray, c: int) -> np.ndarray:
-    """How often, among its mistakes on class ``c``, a model answers each class."""
-    mistakes = predicted[(true == c) & (predicted != c)]
-    counts = np.bincount(mistakes, minlength=N_CLASSES)[:N_CLASSES].astype(np.float64)
-    return counts / counts.sum() if counts.sum() else counts
+    return PairEvidence(int(np.count_nonzero(both)), same, expected, z)
 
 
 def flagged(evidence: PairEvidence, cohort_agreements: Sequence[float]) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scorer.similarity import PairEvidence, flagged, pair_evidence
+from scorer.similarity import PairEvidence, compare, flagged, profile
 from server.courses.models import Course
 from server.submissions.models import Status, Submission
 
@@ -44,11 +44,14 @@ def similar_pairs(course: Course) -> SimilarityReport:
     evidence_by_pair: list[tuple[Submission, Submission, PairEvidence]] = []
     if testset is not None and len(best) > 1:
         true = np.load(Path(testset.directory) / "test_label.npy").argmax(axis=1)
-        answers = {s.pk: np.frombuffer(bytes(s.predicted or b""), dtype=np.int8) for s in best}
-        for a, b in combinations(best, 2):
-            if len(answers[a.pk]) != len(true) or len(answers[b.pk]) != len(true):
-                continue
-            evidence = pair_evidence(answers[a.pk], answers[b.pk], true)
+        profiles = {}
+        for submission in best:
+            answers = np.frombuffer(bytes(submission.predicted or b""), dtype=np.int8)
+            if len(answers) == len(true):
+                profiles[submission.pk] = profile(answers, true)
+        comparable = [s for s in best if s.pk in profiles]
+        for a, b in combinations(comparable, 2):
+            evidence = compare(profiles[a.pk], profiles[b.pk], true)
             agreements.append(evidence.agreement)
             evidence_by_pair.append((a, b, evidence))
     for a, b, evidence in evidence_by_pair:
