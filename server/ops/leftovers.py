@@ -104,7 +104,7 @@ def orphan_archives(cutoff: float) -> Iterator[Path]:
                 candidates[path.relative_to(root).as_posix()] = path
     if not candidates:
         return
-    names, referenced = list(candidates), set()
+    names, referenced = list(candidates), set[str]()
     for start in range(0, len(names), 1000):  # bounded IN lists
         batch = names[start : start + 1000]
         rows = Submission.objects.filter(archive__in=batch).values_list("archive", flat=True)
