@@ -54,6 +54,7 @@ SANDBOX_SUBMISSION = "/work/submission"
 SANDBOX_DATA = "/work/1_data/test_data.npy"
 SANDBOX_LABELS = "/work/1_data/test_label.npy"
 SANDBOX_TRAIN = "/work/1_data/train_data.npy"
+SANDBOX_TRAIN_LABELS = "/work/1_data/train_label.npy"
 LOG_EXCERPT_BYTES = 8 * 1024
 
 Status = Literal["scored", "failed"]
@@ -240,8 +241,12 @@ def _build_spec(
         mounts.append(Mount(testset_dir / "test_label.npy", SANDBOX_LABELS))
     train = testset_dir / TRAIN_DATA_FILE
     if train.is_file():
-        # Public images (learners have them): their labels stay on the host all the same.
+        # The course's public training set, where learners' own notebooks look for it
+        # (../1_data/train_data.npy and train_label.npy: the kit's self-check loads both).
+        # Public: none of it is hidden. The score on it is still computed on the host.
         mounts.append(Mount(train, SANDBOX_TRAIN))
+        if (testset_dir / TRAIN_LABEL_FILE).is_file():
+            mounts.append(Mount(testset_dir / TRAIN_LABEL_FILE, SANDBOX_TRAIN_LABELS))
     # Making these paths usable by the sandbox user (uid 65534) is each isolating
     # backend's job (sandbox.docker_backend.prepare_host_paths), not the pipeline's.
     command = [

@@ -325,6 +325,8 @@ def _validate_result(raw: dict[str, Any]) -> dict[str, Any]:
     seconds = _field(raw, "seconds", (dict,))
     clean_seconds = {}
     for key in ("setup", "predict", "train"):
+        if key == "train" and key not in seconds:
+            continue  # no training-set pass in this run
         value = seconds.get(key, 0.0)
         if (
             isinstance(value, bool)

@@ -125,3 +125,22 @@ def test_a_predict_that_fails_on_the_training_set_keeps_its_test_score(
     assert outcome.status == "scored", outcome.error
     assert outcome.accuracy == 1300 / 14500 and outcome.train_accuracy is None
     assert any(note.startswith("training set:") for note in outcome.notes)
+
+
+def test_a_notebook_that_checks_itself_on_the_training_files_still_runs(
+    stored: Path, tmp_path: Path
+) -> None:
+    # The kit's self-check cell: when ../1_data/train_data.npy exists, it loads the
+    # training labels beside it too. Both are public and mounted together.
+    cell = (
+        "import os\nimport numpy as np\n\n"
+        "def predict(x):\n    return np.zeros(len(x), dtype=np.int64)\n\n"
+        "if os.path.exists('../1_data/train_data.npy'):\n"
+        "    t = np.load('../1_data/train_label.npy')\n"
+        "    assert t.shape == (600, 15)\n"
+    )
+    folder = tmp_path / "sub"
+    lm.write_notebook(folder, cell)
+    outcome = score(lm.zip_folder(folder, tmp_path / "k.zip"), stored, tmp_path)
+    assert outcome.status == "scored", outcome.error
+    assert outcome.train_accuracy == pytest.approx(1 / 15)
