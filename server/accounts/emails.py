@@ -48,7 +48,7 @@ def invitation_message(
             "link": invitation_link(user),
             "login_url": settings.SITE_URL + reverse("login"),
             "reset_url": settings.SITE_URL + reverse("password_reset"),
-            "days": int(getattr(settings, "KATAKANA_INVITATION_DAYS", 14)),
+            "days": settings.KATAKANA_INVITATION_DAYS,
         },
     )
 

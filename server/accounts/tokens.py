@@ -84,7 +84,7 @@ class InvitationTokenGenerator(PasswordResetTokenGenerator):
 
     @property
     def timeout_seconds(self) -> int:
-        return int(getattr(settings, "KATAKANA_INVITATION_DAYS", 14)) * 24 * 3600
+        return settings.KATAKANA_INVITATION_DAYS * 24 * 3600
 
     def check_token(self, user: User | None, token: str | None) -> bool:
         # Django's check_token compares the age with PASSWORD_RESET_TIMEOUT (3 days);
