@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 METRICS_KEY = KEY_PREFIX + "metrics"
 # Seconds; the course limit is 600 s by default, so the top buckets show runs near it.
 RUN_SECONDS_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0)
-# What score_submission returns (scoring.run_scoring); anything else is counted as "other"
-# so a surprising return value can never create unbounded label values.
+# What the scoring task (tasks.score_next, via scoring.run_scoring) returns; anything else
+# is counted as "other", so a surprising return value never creates unbounded labels.
 TASK_OUTCOMES = frozenset(
     {"scored", "failed", "error", "queued", "running", "not-claimed", "superseded", "exception"}
 )

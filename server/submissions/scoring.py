@@ -159,7 +159,7 @@ def check_worker_health(backend: SandboxBackend) -> None:
         raise WorkerUnhealthy(str(exc)) from exc
 
 
-def run_scoring(submission_id: int, *, worker: str | None = None) -> str:
+def run_scoring(hint_id: int, *, worker: str | None = None) -> str:
     """Score the fairest queued submission if this worker wins a claim; say what happened.
 
     Returns "scored" / "failed" (a verdict), "queued" / "error" (an infrastructure fault,
@@ -179,7 +179,7 @@ def run_scoring(submission_id: int, *, worker: str | None = None) -> str:
 
     reap_orphans(backend)  # this host's leftovers, whichever worker made them
     submission = with_db_retry(
-        lambda: services.submission_claim(submission_id, worker=worker or worker_name()),
+        lambda: services.submission_claim(hint_id, worker=worker or worker_name()),
         what="claim",
     )
     if submission is None:

@@ -198,11 +198,9 @@ def _enqueue_on_commit(
 
 
 def publish_score_message(hint_id: int, *, kind: str, countdown: float = 0.0) -> None:
-    from server.submissions.tasks import score_submission
+    from server.submissions.tasks import score_next
 
-    score_submission.apply_async(
-        (hint_id,), queue=routing.queue_for(kind), countdown=countdown or None
-    )
+    score_next.apply_async((hint_id,), queue=routing.queue_for(kind), countdown=countdown or None)
 
 
 # ---------------------------------------------------------------------------

@@ -22,12 +22,15 @@ from server.submissions import emails, scoring, sweeper
 log = logging.getLogger(__name__)
 
 
+# The registered name stays "score_submission" so messages already queued by an older
+# release still find their task after an upgrade; the function says what it does.
 @shared_task(name="submissions.score_submission", bind=True)
-def score_submission(self: Any, submission_id: int) -> str:
+def score_next(self: Any, hint_id: int) -> str:
+    """Score the fairest queued submission (``hint_id`` is only preferred among equals)."""
     # The node name (-n cpu@host) says which worker ran it, where several share a host.
     worker = f"{self.request.hostname or scoring.worker_name()}:{threading.get_native_id()}"
     try:
-        return scoring.run_scoring(submission_id, worker=worker)
+        return scoring.run_scoring(hint_id, worker=worker)
     except scoring.WorkerUnhealthy as exc:
         # Nothing was claimed. Pause (this worker is useless until its engine is back),
         # then hand the message back so a healthy worker, or this one later, takes it.

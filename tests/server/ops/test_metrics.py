@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from server.ops import metrics
 from server.ops.broker import broker_redis
 from server.submissions.models import Status
-from server.submissions.tasks import score_submission
+from server.submissions.tasks import score_next
 
 # The ops routes alone: these tests must not depend on the rest of the site's views.
 pytestmark = pytest.mark.urls("server.ops.urls")
@@ -123,9 +123,9 @@ def test_a_finished_scoring_task_counts_its_verdict_and_run_duration(
     # The real Celery signal, as the worker sends it after the task returned.
     for submission, retval in ((scored, "scored"), (failed, "failed"), (scored, "not-claimed")):
         task_postrun.send(
-            sender=score_submission,
+            sender=score_next,
             task_id="t",
-            task=score_submission,
+            task=score_next,
             args=(submission.pk,),
             kwargs={},
             retval=retval,
@@ -153,9 +153,9 @@ def test_a_task_whose_fair_claim_picked_another_row_counts_that_rows_verdict(
     ran = make_submission(status=Status.FAILED, error_class="wrong_output")
     CLAIMED_SUBMISSION.set(ran.pk)  # what run_scoring records after winning its claim
     task_postrun.send(
-        sender=score_submission,
+        sender=score_next,
         task_id="t",
-        task=score_submission,
+        task=score_next,
         args=(named.pk,),
         kwargs={},
         retval="failed",
