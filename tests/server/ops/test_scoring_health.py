@@ -108,6 +108,10 @@ def test_an_upload_waiting_with_nothing_moving_is_reported_stalled_everywhere(
     client.force_login(learner)
     page = client.get(reverse("course", args=[course.code])).content.decode()
     assert 'data-testid="stalled-banner"' in page and "Scoring is delayed" in page
+    learner.language = "ja"
+    learner.save(update_fields=["language"])
+    page = client.get(reverse("course", args=[course.code])).content.decode()
+    assert "採点が遅れています" in page  # learners read it in their language
     client.force_login(instructor)
     page = client.get(reverse("leaderboard", args=[course.code])).content.decode()
     assert 'data-testid="stalled-banner"' in page
