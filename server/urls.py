@@ -3,6 +3,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from server.accounts.views import language_set
+
 urlpatterns = [
     # Learner pages (home, course, submission_detail, submission_status, submission_result).
     path("", include("server.submissions.urls")),
@@ -13,7 +15,8 @@ urlpatterns = [
     path("api/", include("server.api.urls")),
     # The learner guide: packaging, contracts, error classes, quota, local check.
     path("guide/", include("server.guide.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # The header's language switch; it also stores the choice on a signed-in account.
+    path("i18n/setlang/", language_set, name="set_language"),
     path("admin/", admin.site.urls),
     path("", include("server.ops.urls")),
 ]

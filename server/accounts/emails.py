@@ -1,7 +1,7 @@
 """Account emails: the invitation to a learner imported from a class list, the notice to
 an existing account that an instructor added to a course, and the password-reset email.
 
-Rendered in the recipient's language (Japanese unless they chose English), from
+Rendered in the recipient's language (``User.language_in_use``), from
 subject / text / HTML templates under ``templates/emails/``, when the email is sent.
 Both go through the email outbox (``server.submissions.emails``): a lost task message or
 an SMTP outage delays them, never drops them.
@@ -88,7 +88,7 @@ def _message(
     base: str, user: User, context: Callable[[], dict[str, object]]
 ) -> EmailMultiAlternatives:
     """``emails/<base>*`` in the user's language, to the user's current address."""
-    language = user.language or settings.LANGUAGE_CODE
+    language = user.language_in_use
     return render_email(
         base,
         language=language,

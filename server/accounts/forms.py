@@ -9,7 +9,7 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.utils.translation import gettext_lazy as _
 
 from server.accounts.imports import MAX_CSV_BYTES
-from server.accounts.models import User
+from server.accounts.models import Language, User
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -36,6 +36,16 @@ class ProfileForm(forms.ModelForm):
         help_texts = {
             "display_name": _("Shown to your instructors. Leave empty to use your email address."),
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The model allows "not chosen yet"; a person saving the form chooses one.
+        language = self.fields["language"]
+        assert isinstance(language, forms.ChoiceField)
+        language.required = True
+        language.choices = Language.choices
+        if not self.initial.get("language"):
+            self.initial["language"] = self.instance.language_in_use
 
 
 class ApiTokenForm(forms.Form):

@@ -1,14 +1,21 @@
-"""Activate a logged-in user's chosen language before Django's LocaleMiddleware runs.
+"""Pages in the signed-in user's stored language; the first signed-in visit stores it.
 
-Session middleware runs first, so storing the user's preference in the language
-cookie equivalent is enough: LocaleMiddleware reads the cookie and the Accept-Language
-header; we override with the saved preference unless the request switches language.
+Runs after the session middleware and before Django's LocaleMiddleware, which reads the
+language cookie first: putting the account's language there makes the account win over
+a stale cookie or another browser's header. An account that has no language yet takes
+the one this request would get (the person's own switch, else their browser's
+Accept-Language), so an English browser stays English through login; from then on only
+the header switch (``accounts.views.language_set``) or the settings page change it.
 """
 
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import get_user
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
+
+from server.accounts.models import User
 
 
 class UserLanguageMiddleware:
@@ -16,11 +23,11 @@ class UserLanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        # The auth middleware has not run yet; read the user lazily from the session.
-        if settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
-            from django.contrib.auth import get_user
-
-            user = get_user(request)
-            if user.is_authenticated and getattr(user, "language", None):
-                request.COOKIES[settings.LANGUAGE_COOKIE_NAME] = user.language
+        # The auth middleware has not run yet; read the user from the session here.
+        user = get_user(request)
+        if isinstance(user, User) and user.is_authenticated:
+            if not user.language:
+                user.language = translation.get_language_from_request(request)
+                user.save(update_fields=["language"])
+            request.COOKIES[settings.LANGUAGE_COOKIE_NAME] = user.language
         return self.get_response(request)

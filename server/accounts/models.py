@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -52,8 +53,10 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment]
     email = models.EmailField(_("email address"), unique=True)
     display_name = models.CharField(_("name"), max_length=150, blank=True)
+    # Empty until chosen: the first signed-in visit stores the language the person was
+    # reading (their switch, else their browser); the header switch changes it after that.
     language = models.CharField(
-        _("language"), max_length=8, choices=Language.choices, default=Language.JA
+        _("language"), max_length=8, choices=Language.choices, blank=True, default=""
     )
     email_results = models.BooleanField(_("email me my results"), default=True)
 
@@ -68,6 +71,12 @@ class User(AbstractUser):
     @property
     def name(self) -> str:
         return self.display_name or self.email.split("@")[0]
+
+    @property
+    def language_in_use(self) -> str:
+        """Pages, emails and API answers for this user: their stored language, or the
+        site's default before they have visited."""
+        return self.language or settings.LANGUAGE_CODE
 
 
 class ApiToken(models.Model):

@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.views import i18n as i18n_views
 from django.views.decorators.http import require_POST
 
 from server.accounts.forms import ApiTokenForm, LearnerImportForm, ProfileForm
@@ -62,8 +63,8 @@ def account_settings(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _settings_page(request, profile_form=form, status=400)
     user = form.save()
-    # The language cookie wins over the saved preference in UserLanguageMiddleware, so
-    # set it too: the choice applies from the very next page.
+    # The account's language applies on every signed-in page (UserLanguageMiddleware);
+    # the cookie keeps it on this browser's login page after logging out.
     translation.activate(user.language)
     messages.success(request, _("Your settings have been saved."))
     response = redirect("account_settings")
@@ -77,6 +78,19 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
         samesite=settings.LANGUAGE_COOKIE_SAMESITE,
     )
+    return response
+
+
+@require_POST
+def language_set(request: HttpRequest) -> HttpResponse:
+    """The header's language switch: Django's ``set_language`` (cookie and redirect), and
+    for a signed-in user the account too, so pages and every email follow the choice."""
+    response = i18n_views.set_language(request)
+    language = request.POST.get("language", "")
+    user = request.user
+    if isinstance(user, User) and language in dict(settings.LANGUAGES):
+        user.language = language
+        user.save(update_fields=["language"])
     return response
 
 

@@ -66,10 +66,10 @@ def token_required(view: View) -> View:
             )
         # Replace the session user: a cookie that came along must not widen access.
         request.user = user
-        with translation.override(user.language):
+        with translation.override(user.language_in_use):
             wait = api_limited(request)
             response: HttpResponse = _rate_limited(wait) if wait else view(request, *args, **kwargs)
-        response["Content-Language"] = user.language
+        response["Content-Language"] = user.language_in_use
         response["Cache-Control"] = "no-store"
         return response
 

@@ -77,7 +77,7 @@ def me(user: User) -> dict[str, Any]:
     return {
         "email": user.email,
         "name": user.name,
-        "language": user.language,
+        "language": user.language_in_use,
         "courses": [
             {"code": e.course.code, "name": e.course.name, "role": e.role}
             for e in user.enrollments.select_related("course").order_by("course__code")

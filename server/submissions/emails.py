@@ -265,7 +265,7 @@ def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
     assert submission is not None
     return render_email(
         str(email.kind),
-        language=submission.learner.language or settings.LANGUAGE_CODE,
+        language=submission.learner.language_in_use,
         to=email.to,
         context=lambda: email_context(submission),
     )

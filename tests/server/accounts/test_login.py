@@ -140,7 +140,7 @@ def test_a_reset_email_survives_an_smtp_outage_and_its_link_is_made_when_sent(  
     (message,) = mail.outbox
     link = re.search(re.escape(settings.SITE_URL) + r"/account/reset/\S+/", message.body)
     assert link is not None
-    assert message.extra_headers["Content-Language"] == learner.language
+    assert message.extra_headers["Content-Language"] == learner.language_in_use
     page = client.get(link.group(0)[len(settings.SITE_URL) :], follow=True)
     assert page.context["validlink"] is True
 
