@@ -85,7 +85,9 @@ def sandbox_markdown(result: dict[str, Any]) -> str:
         "",
         f"Machine: {info['cpu']} ({info['cores']} cores), {info['memory_gb']} GB, kernel "
         f"{info['kernel']}, Docker {info['docker'] or '–'}, commit {info['commit']}; "
-        f"load average at start {info['loadavg_start'][0]:.2f}. Image {result['image']}, "
+        f"load average at start {info['loadavg_start'][0]:.2f}. Image {result['image']}"
+        + (f" (*-before* modes: {result['before_image']})" if result.get("before_image") else "")
+        + ", "
         f"GPU {result['gpu'] or 'none'}. {result['reps']} timed runs per cell after one "
         "untimed warm-up; p95 is nearest-rank (with few runs: the slowest).",
         "",
@@ -171,7 +173,9 @@ def run_sandbox(args: argparse.Namespace) -> dict[str, Any]:
         result: dict[str, Any] = {"kind": "e2e", "reps": args.reps, "image": sandbox.IMAGE_CPU}
         result.update(gpu=None, summary={}, ratios={}, skipped={})
     else:
-        result = sandbox.run_sandbox_bench(reps=args.reps, modes=modes, gpu=args.gpu)
+        result = sandbox.run_sandbox_bench(
+            reps=args.reps, modes=modes, gpu=args.gpu, before_image=args.before_image
+        )
     result["machine"] = info
     if args.e2e or args.e2e_only:
         result["e2e"] = e2e(args, sandbox)
@@ -239,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sb.add_argument("--reps", type=int, default=5)
     sb.add_argument("--modes", nargs="+", choices=["process", "docker", "docker-warm", "bwrap"])
     sb.add_argument("--gpu", action="store_true", help="CUDA variant on the first GPU")
+    sb.add_argument(
+        "--before-image",
+        help="also run docker and docker-warm on this image (an earlier recipe), side by side",
+    )
     sb.add_argument("--e2e", action="store_true", help="also upload → stored via the DB")
     sb.add_argument("--e2e-only", action="store_true", help="only upload → stored")
     web = commands.add_parser("web", help="leaderboard and upload on PostgreSQL")
@@ -246,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     web.add_argument("--per-learner", type=int, default=50)
     web.add_argument("--upload-mb", type=int, default=100)
     # A bare `python -m bench` is the sandbox benchmark with its defaults.
-    parser.set_defaults(reps=5, modes=None, gpu=False, e2e=False, e2e_only=False)
+    parser.set_defaults(reps=5, modes=None, gpu=False, e2e=False, e2e_only=False, before_image=None)
     args = parser.parse_args(argv)
     if args.command in (None, "sandbox"):
         result = run_sandbox(args)

@@ -11,6 +11,11 @@ Per run we keep ``total`` (``score_zip`` from zip to verdict), ``sandbox`` (the 
 ``run``: what isolation changes) and the harness's own ``setup``/``predict`` split.
 Ratios are medians over the floor's median. ``--gpu`` runs a CUDA variant of the
 PyTorch sample on the first GPU (image ``katakana-sandbox:gpu``); it needs a GPU host.
+
+``before_image`` adds ``docker-before`` and ``docker-warm-before``: the same cold and warm
+runs on another image (an earlier recipe's ``katakana-sandbox:cpu-<hash>``), interleaved
+with the others, so what a change of the image costs is measured side by side in one
+run. Samples that import a framework the earlier image may lack (Keras) are not run on it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ IMAGE_CPU = "katakana-sandbox:cpu"
 IMAGE_GPU = "katakana-sandbox:gpu"
 MODES = ("process", "docker", "docker-warm", "bwrap")
 FLOOR = "process"
-SAMPLE_NAMES = ("legacy_numpy_mlp", "numpy_cnn_params", "pytorch_cnn")
+SAMPLE_NAMES = ("legacy_numpy_mlp", "numpy_cnn_params", "pytorch_cnn", "keras_cnn")
+BEFORE = "-before"  # suffix of the modes that run on ``before_image``
+# Samples needing something only the current image is sure to have.
+CURRENT_IMAGE_ONLY = ("keras_cnn",)
 Log = Callable[[str], None]
 
 
@@ -51,7 +59,7 @@ class Sample:
 
 
 def prepare_samples(work: Path, log: Log) -> list[Sample]:
-    """A minimal submission, then the three sample zips (samples.build, built if missing)."""
+    """A minimal submission, then the sample zips (samples.build, built if missing)."""
     minimal = minimal_sample(work)
     try:
         from samples.build import DIST, build
@@ -240,6 +248,7 @@ def run_sandbox_bench(
     reps: int,
     modes: tuple[str, ...] = MODES,
     gpu: bool = False,
+    before_image: str | None = None,
     log: Log = print,
 ) -> dict[str, Any]:
     """Score every sample ``reps`` times per mode; return raw runs, summary and ratios."""
@@ -260,14 +269,30 @@ def run_sandbox_bench(
                 log(f"skipping {mode}: {reason}")
             else:
                 backends[mode] = backend
+        images = dict.fromkeys(backends, image)
+        for mode in ("docker", "docker-warm") if before_image else ():
+            backend, reason = open_backend(mode, image=before_image or image)
+            if backend is None:
+                skipped[mode + BEFORE] = reason
+            else:
+                backends[mode + BEFORE], images[mode + BEFORE] = backend, before_image or image
         runs: list[dict[str, Any]] = []
         for rep in range(-1, reps):  # rep -1: the untimed warm-up (and the pool's first fill)
             for sample in samples:
                 for mode, backend in backends.items():
+                    if mode.endswith(BEFORE) and sample.name in CURRENT_IMAGE_ONLY:
+                        continue
                     tag = f"{sample.name[:8]}-{mode}-{rep + 1}".replace("_", "")
                     quiesce(backends.values())
                     row = score_once(
-                        mode, backend, sample, testset, work, image=image, gpu=gpu_id, tag=tag
+                        mode,
+                        backend,
+                        sample,
+                        testset,
+                        work,
+                        image=images[mode],
+                        gpu=gpu_id,
+                        tag=tag,
                     )
                     row["rep"] = rep
                     if rep >= 0:
@@ -282,6 +307,7 @@ def run_sandbox_bench(
             "kind": "sandbox",
             "reps": reps,
             "image": image,
+            "before_image": before_image,
             "gpu": gpu_id,
             "samples": {s.name: {"zip": s.zip_path.name, "source": s.source} for s in samples},
             "skipped": skipped,
