@@ -6,6 +6,12 @@ no JavaScript, renders the same in every browser and in a saved page, carries it
 tooltips (``<title>``), and is testable here (the tests count the cells). The trade-off
 accepted: no zoom or animated tooltips, which 15 classes and one course do not need.
 
+Readable at any width: every text is at least ``MIN_FONT`` user units, and a chart is
+never drawn narrower than ``MIN_SCALE`` of its own width (``min-width``; on a phone the
+card scrolls it sideways instead of shrinking it), so no text renders under 11 px. Wider
+pages draw it larger. Numbers a pointer would need a tooltip for are printed too (the
+confusion matrix's counts), since a touch screen has no hover.
+
 Each function takes plain numbers and already-translated labels and returns safe markup.
 """
 
@@ -22,8 +28,9 @@ from django.utils.safestring import SafeString, mark_safe
 from scorer.metrics import CLASS_NAMES
 
 OK, BAD, ACCENT, GRID, MUTED = "#12805c", "#c0362c", "#2f5bea", "#e4e7ec", "#667085"
-# Room right of the plot for the threshold line's label.
-THRESHOLD_MARGIN = 76
+# 13 user units at 0.85 scale is 11 px: the smallest text a chart ever shows.
+MIN_FONT = 13
+MIN_SCALE = 0.85
 # Self-reported scores are hatched (bars) or hollow (points): visible without colour too.
 HATCH_ID = "self-reported-hatch"
 HATCH = (
@@ -47,13 +54,28 @@ def _num(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
+def _tick(value: float) -> str:
+    """An axis value with two decimals, three where the third is not zero (0.975)."""
+    text = f"{value:.3f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def text_width(text: str, size: float) -> float:
+    """A generous estimate of a label's width: CJK glyphs are square, others ~0.62 em."""
+    return sum(size if ord(ch) > 0x2E80 else size * 0.62 for ch in text)
+
+
 def _svg(width: int, height: int, label: str, body: list[str], testid: str) -> SafeString:
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'style="min-width: {round(width * MIN_SCALE)}px" '
         f'class="chart" role="img" aria-label="{escape(label)}" data-testid="{testid}">'
         f"<title>{escape(label)}</title>"
     )
-    return mark_safe(head + "".join(body) + "</svg>")  # noqa: S308 (every text is escaped)
+    # The wrapper scrolls a chart wider than a phone's card instead of widening the page.
+    return mark_safe(  # noqa: S308 (every text is escaped)
+        '<div class="chart-scroll">' + head + "".join(body) + "</svg></div>"
+    )
 
 
 def _text(
@@ -62,10 +84,11 @@ def _text(
     text: str,
     *,
     anchor: str = "middle",
-    size: int = 11,
+    size: int = MIN_FONT,
     color: str = MUTED,
     extra: str = "",
 ) -> str:
+    size = max(size, MIN_FONT)
     return (
         f'<text x="{_num(x)}" y="{_num(y)}" text-anchor="{anchor}" font-size="{size}" '
         f'fill="{color}"{extra}>{escape(text)}</text>'
@@ -88,7 +111,7 @@ def _y_axis(
             f'<line x1="{_num(left)}" x2="{_num(left + width)}" y1="{_num(y)}" '
             f'y2="{_num(y)}" stroke="{GRID}"/>'
         )
-        parts.append(_text(left - 6, y + 4, f"{tick:.2f}", anchor="end", size=10))
+        parts.append(_text(left - 6, y + 4, _tick(tick), anchor="end"))
     return parts
 
 
@@ -110,17 +133,27 @@ def _threshold(
         f'stroke="{BAD}" stroke-dasharray="5 4" data-role="threshold"/>',
         # In the right margin: inside the plot it would cover the bars' own value labels.
         _text(
-            left + width + 4, y + 3, f"{label} {threshold:g}", anchor="start", size=10, color=BAD
+            left + width + 4, y + 4, _threshold_text(label, threshold), anchor="start", color=BAD
         ),
     ]
+
+
+def _threshold_text(label: str, threshold: float) -> str:
+    return f"{label} {threshold:g}"
+
+
+def _threshold_margin(label: str, threshold: float) -> int:
+    """Room right of the plot for the whole threshold label, in this language."""
+    return math.ceil(text_width(_threshold_text(label, threshold), MIN_FONT)) + 10
 
 
 def per_class_bars(
     values: Sequence[float], threshold: float, *, label: str, threshold_label: str
 ) -> SafeString:
     """One bar per katakana class, green at or above the pass threshold, red below."""
-    width, height, left, top, bottom = 640, 240, 44, 16, 30
-    plot_w, plot_h = width - left - THRESHOLD_MARGIN, height - top - bottom
+    width, height, left, top, bottom = 640, 250, 50, 20, 32
+    plot_w = width - left - _threshold_margin(threshold_label, threshold)
+    plot_h = height - top - bottom
     slot = plot_w / max(1, len(values))
     parts = _y_axis(left, top, plot_w, plot_h, 0.0, 1.0, (0.0, 0.25, 0.5, 0.75, 1.0))
     for index, value in enumerate(values):
@@ -133,8 +166,8 @@ def per_class_bars(
             f'height="{_num(bar_h)}" fill="{color}" data-class="{index}">'
             f"<title>{escape(name)}: {value:.4f}</title></rect>"
         )
-        parts.append(_text(x + slot * 0.35, top + plot_h + 18, name, size=14, color="#1d2330"))
-        parts.append(_text(x + slot * 0.35, top + plot_h - bar_h - 3, f"{value:.2f}", size=9))
+        parts.append(_text(x + slot * 0.35, top + plot_h + 20, name, size=16, color="#1d2330"))
+        parts.append(_text(x + slot * 0.35, top + plot_h - bar_h - 4, f"{value:.2f}"))
     parts += _threshold(left, top, plot_w, plot_h, 0.0, 1.0, threshold, threshold_label)
     return _svg(width, height, label, parts, "per-class-chart")
 
@@ -153,29 +186,29 @@ def confusion_heatmap(
 ) -> SafeString:
     """A 15×15 heatmap, rows = true class, columns = predicted class, labelled in katakana."""
     n = len(confusion)
-    cell, left, top = 30, 56, 48
+    # Cells wide enough for a four-digit count at the minimum font size.
+    cell, left, top = 36, 60, 52
     width, height = left + n * cell + 10, top + n * cell + 10
     parts = [
-        _text(left + n * cell / 2, 14, predicted_label, size=12, color="#1d2330"),
+        _text(left + n * cell / 2, 16, predicted_label, color="#1d2330"),
         _text(
-            14,
+            16,
             top + n * cell / 2,
             true_label,
-            size=12,
             color="#1d2330",
-            extra=f' transform="rotate(-90 14 {_num(top + n * cell / 2)})"',
+            extra=f' transform="rotate(-90 16 {_num(top + n * cell / 2)})"',
         ),
     ]
     for j in range(n):
         parts.append(
-            _text(left + j * cell + cell / 2, top - 8, CLASS_NAMES[j], size=14, color="#1d2330")
+            _text(left + j * cell + cell / 2, top - 8, CLASS_NAMES[j], size=16, color="#1d2330")
         )
     for i, row in enumerate(confusion):
         total = sum(row) or 1
         y = top + i * cell
         parts.append(
             _text(
-                left - 10, y + cell / 2 + 5, CLASS_NAMES[i], anchor="end", size=14, color="#1d2330"
+                left - 10, y + cell / 2 + 6, CLASS_NAMES[i], anchor="end", size=16, color="#1d2330"
             )
         )
         for j, count in enumerate(row):
@@ -193,7 +226,7 @@ def confusion_heatmap(
                     if (i == j and fraction > 0.5) or (i != j and fraction > 0.2)
                     else "#1d2330"
                 )
-                parts.append(_text(x + cell / 2, y + cell / 2 + 3, str(count), size=8, color=ink))
+                parts.append(_text(x + cell / 2, y + cell / 2 + 5, str(count), color=ink))
     return _svg(width, height, label, parts, "confusion-heatmap")
 
 
@@ -205,14 +238,17 @@ def history_line(
     threshold_label: str,
     self_reported_label: str = "",
     date_format: str = "%m/%d",
+    time_format: str = "%H:%M",
 ) -> SafeString:
     """Accuracy of each scored submission, oldest first; the current one is ringed.
 
     Green only for a score that counts and reaches the threshold; a self-reported score is
-    hollow and says so in its tooltip.
+    hollow and says so in its tooltip. Each labelled point shows its date and, under it,
+    its time: several submissions a day are normal.
     """
-    width, height, left, top, bottom = 640, 220, 44, 16, 30
-    plot_w, plot_h = width - left - THRESHOLD_MARGIN, height - top - bottom
+    width, height, left, top, bottom = 640, 240, 50, 20, 44
+    plot_w = width - left - _threshold_margin(threshold_label, threshold)
+    plot_h = height - top - bottom
     values = [point.accuracy for point in points]
     lo = min([*values, threshold]) if values else 0.0
     lo = max(0.0, math.floor((lo - 0.02) * 20) / 20)
@@ -229,7 +265,7 @@ def history_line(
     if len(coords) > 1:
         path = " ".join(f"{_num(x)},{_num(y)}" for x, y, _point in coords)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
-    every = max(1, math.ceil(len(coords) / 12))
+    every = max(1, math.ceil(len(coords) / 8))
     for index, (x, y, point) in enumerate(coords):
         color = OK if point.counts and point.accuracy >= threshold else BAD
         radius = 6 if point.current else 4
@@ -246,7 +282,8 @@ def history_line(
             f"{point.accuracy:.4f}{escape(note)}</title></circle>"
         )
         if index % every == 0 or point.current:
-            parts.append(_text(x, top + plot_h + 18, point.when.strftime(date_format), size=10))
+            parts.append(_text(x, top + plot_h + 18, point.when.strftime(date_format)))
+            parts.append(_text(x, top + plot_h + 34, point.when.strftime(time_format)))
     return _svg(width, height, label, parts, "history-chart")
 
 
@@ -268,7 +305,7 @@ def distribution_bars(
     flags = list(self_reported) or [False] * len(values)
     # A legend row under the axis labels when anything is self-reported.
     legend = any(flags)
-    width, height, left, top, bottom = 640, 220 + 18 * legend, 44, 16, 34 + 18 * legend
+    width, height, left, top, bottom = 640, 230 + 20 * legend, 50, 24, 36 + 20 * legend
     plot_w, plot_h = width - left - 10, height - top - bottom
     lo_value = min([*values, threshold]) if values else threshold
     bin_w = 0.02 if lo_value >= 0.5 else 0.05
@@ -281,10 +318,10 @@ def distribution_bars(
         counts[slot_index] += 1
         reported[slot_index] += flag
     top_count = max([*counts, 1])
-    parts = [_text(left - 6, top + 8, count_label, anchor="end", size=10)]
+    parts = [_text(left - 6, top + 8, count_label, anchor="end")]
     if legend:
         parts.insert(0, HATCH)
-        legend_y = height - 14
+        legend_y = height - 16
         for fill in (MUTED, f"url(#{HATCH_ID})"):
             parts.append(
                 f'<rect x="{left}" y="{legend_y}" width="12" height="10" fill="{fill}" '
@@ -314,26 +351,27 @@ def distribution_bars(
                 'data-role="self-reported" pointer-events="none"/>'
             )
         if count:
-            parts.append(_text(x + slot / 2, top + plot_h - bar_h - 3, str(count), size=10))
-    label_every = max(1, math.ceil(n_bins / 10))
+            parts.append(_text(x + slot / 2, top + plot_h - bar_h - 4, str(count)))
+    label_every = max(1, math.ceil(n_bins / 8))
     for index in range(0, n_bins + 1, label_every):
-        parts.append(
-            _text(left + index * slot, top + plot_h + 16, f"{lo + index * bin_w:.2f}", size=10)
-        )
+        parts.append(_text(left + index * slot, top + plot_h + 18, _tick(lo + index * bin_w)))
     if lo <= threshold <= 1.0:
         x = left + (threshold - lo) / (1.0 - lo) * plot_w if lo < 1.0 else left
         parts.append(
             f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{top}" y2="{top + plot_h}" '
             f'stroke="{BAD}" stroke-dasharray="5 4" data-role="threshold"/>'
         )
+        # Left of the line where it fits, else right of it: never cut off at the edge.
+        text = _threshold_text(threshold_label, threshold)
+        fits_left = x - 4 - text_width(text, MIN_FONT) >= 0
         parts.append(
             _text(
-                x - 4,
-                top + 10,
-                f"{threshold_label} {threshold:g}",
-                anchor="end",
-                size=10,
+                x - 4 if fits_left else x + 4,
+                top - 6,
+                text,
+                anchor="end" if fits_left else "start",
                 color=BAD,
+                extra=' data-role="threshold-label"',
             )
         )
     return _svg(width, height, label, parts, "distribution-chart")
@@ -343,7 +381,7 @@ def share_line(
     points: Sequence[tuple[dt.date, float]], *, label: str, date_format: str = "%m/%d"
 ) -> SafeString:
     """A share (0 to 1) per day as a rising step line, with a label on its last value."""
-    width, height, left, top, bottom, right = 640, 220, 44, 16, 30, 56
+    width, height, left, top, bottom, right = 640, 230, 50, 20, 32, 60
     plot_w, plot_h = width - left - right, height - top - bottom
     parts = _y_axis(left, top, plot_w, plot_h, 0.0, 1.0, (0.0, 0.5, 1.0))
     step = plot_w / max(1, len(points) - 1)
@@ -359,8 +397,8 @@ def share_line(
             f'<polyline points="{" ".join(path)}" fill="none" stroke="{OK}" stroke-width="2.5"/>'
         )
         x, y = coords[-1]
-        parts.append(_text(x + 6, y + 4, f"{points[-1][1]:.0%}", anchor="start", size=12, color=OK))
-    every = max(1, math.ceil(len(points) / 10))
+        parts.append(_text(x + 6, y + 4, f"{points[-1][1]:.0%}", anchor="start", color=OK))
+    every = max(1, math.ceil(len(points) / 8))
     for i, (day, share) in enumerate(points):
         x, y = coords[i]
         parts.append(
@@ -368,5 +406,5 @@ def share_line(
             f"<title>{escape(day.isoformat())}: {share:.0%}</title></circle>"
         )
         if i % every == 0 or i == len(points) - 1:
-            parts.append(_text(x, top + plot_h + 18, day.strftime(date_format), size=10))
+            parts.append(_text(x, top + plot_h + 18, day.strftime(date_format)))
     return _svg(width, height, label, parts, "pass-share-chart")
