@@ -4,7 +4,8 @@ The course asks learners to present how their accuracy developed in the mid-term
 final talks. Both files are in the learner's language and the course's time zone, list
 every scored submission, and mark the ones that do not count toward the 基準値
 (self-reported or untrusted). The chart is drawn by matplotlib (object API, Agg: no
-global state, safe in a threaded web worker) at slide size with the course threshold.
+global state, safe in a threaded web worker) at slide size with the course threshold;
+it is imported only when a chart is drawn.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from typing import Any
 
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
-from matplotlib import font_manager
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
 
 from server.courses.models import Course
 from server.exports import excel_csv_response
@@ -57,12 +55,19 @@ def history_png(learner_id: int, course: Course) -> HttpResponse:
 def chart_font() -> list[str]:
     """The first installed CJK font, then matplotlib's default (named once: a list of
     missing families makes matplotlib warn on every label)."""
+    from matplotlib import font_manager  # see history_chart_png
+
     installed = {entry.name for entry in font_manager.fontManager.ttflist}
     return [name for name in CJK_FONTS if name in installed][:1] + ["DejaVu Sans"]
 
 
 def history_chart_png(history: list[HistoryPoint], course: Course) -> bytes:
     """Accuracy over time with the threshold line, fit for a 16:9 slide."""
+    # Imported here, not at the top: matplotlib costs every web process ~25 MB of RSS
+    # (measured by bench.web's upload test), and only this download needs it.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
     FONTS = chart_font()  # noqa: N806 - read like the constant it is
     zone = course.tz
     figure = Figure(figsize=SLIDE_INCHES, dpi=DPI)
