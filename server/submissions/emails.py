@@ -46,8 +46,13 @@ class EmailDeferred(Exception):
         self.seconds = seconds
 
 
-def outbox_create(submission: Submission) -> OutboxEmail:
-    """The one email of this terminal state (unique per submission generation)."""
+def outbox_create(submission: Submission, *, previous_accuracy: float | None = None) -> OutboxEmail:
+    """The one email of this terminal state (unique per submission generation).
+
+    A rescore (generation > 1) keeps ``previous_accuracy`` so its email can say it is a
+    rescore and what changed; a learner who got an unexplained second email would not
+    know which score stands.
+    """
     kind = EmailKind.RESULT if submission.status == Status.SCORED else EmailKind.FAILURE
     email, _created = OutboxEmail.objects.get_or_create(
         submission=submission,
@@ -56,6 +61,7 @@ def outbox_create(submission: Submission) -> OutboxEmail:
             "kind": kind,
             "to": submission.learner.email,
             "skipped": not submission.learner.email_results,
+            "previous_accuracy": previous_accuracy if submission.generation > 1 else None,
         },
     )
     if not email.skipped and email.sent_at is None:
@@ -208,6 +214,21 @@ def _text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
+def rescore_context(email: OutboxEmail) -> dict[str, object]:
+    """Whether a result or failure email is a rescore's, and the accuracy before it."""
+    submission = email.submission
+    rescore = bool(email.generation and email.generation > 1)
+    change = None
+    now, before = (submission.accuracy if submission else None), email.previous_accuracy
+    if rescore and now is not None and before is not None:
+        change = now - before
+    return {
+        "rescore": rescore,
+        "previous_accuracy": email.previous_accuracy,
+        "accuracy_change": "" if change is None else f"{change:+.4f}",
+    }
+
+
 def email_context(submission: Submission) -> dict[str, object]:
     """The result page's and the emails' context: ``presentation.result_view`` laid out."""
     view = result_view(submission)
@@ -267,7 +288,7 @@ def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
         str(email.kind),
         language=submission.learner.language_in_use,
         to=email.to,
-        context=lambda: email_context(submission),
+        context=lambda: {**email_context(submission), **rescore_context(email)},
     )
 
 

@@ -338,6 +338,9 @@ class OutboxEmail(models.Model):
         blank=True,
     )
     kind = models.CharField(max_length=16, choices=EmailKind.choices)
+    # A rescore's email (generation > 1) says what changed: the accuracy the submission
+    # had before this generation's outcome overwrote it (None: it had no score).
+    previous_accuracy = models.FloatField(null=True, blank=True)
     to = models.EmailField()
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)

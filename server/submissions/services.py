@@ -309,6 +309,8 @@ def submission_record_outcome(submission: Submission, outcome: ScoreOutcome) -> 
         if fresh is None:
             log.warning("submission %s: outcome dropped, the run is no longer ours", submission.pk)
             return False
+        # Kept for a rescore's email before the outcome overwrites it.
+        previous_accuracy = fresh.accuracy
         fresh.status = Status.SCORED if outcome.status == "scored" else Status.FAILED
         fresh.phase = Phase.DONE
         fresh.finished_at = timezone.now()
@@ -336,7 +338,7 @@ def submission_record_outcome(submission: Submission, outcome: ScoreOutcome) -> 
         # A final verdict that is not the learner's fault (legacy_untraceable) refunds.
         fresh.charged = fresh.charged and (error is None or error.error_class.charged_to_learner)
         fresh.save(update_fields=[*RESULT_FIELDS, "charged"])
-        _outbox_on_commit(fresh)
+        _outbox_on_commit(fresh, previous_accuracy=previous_accuracy)
     return True
 
 
@@ -388,10 +390,10 @@ def submission_record_infrastructure_failure(submission: Submission, detail: str
         return Status.ERROR
 
 
-def _outbox_on_commit(submission: Submission) -> None:
+def _outbox_on_commit(submission: Submission, *, previous_accuracy: float | None = None) -> None:
     from server.submissions.emails import outbox_create
 
-    outbox_create(submission)
+    outbox_create(submission, previous_accuracy=previous_accuracy)
 
 
 def submission_rescore(submission: Submission) -> bool:
