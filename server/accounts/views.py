@@ -23,6 +23,7 @@ from server.accounts.imports import ImportFileError, learners_import, pending_in
 from server.accounts.models import User
 from server.accounts.tokens import api_token_create, api_token_revoke
 from server.courses.models import Course
+from server.courses.views import instructor_nav
 from server.ratelimits import (
     login_failures_limited,
     login_wait_message,
@@ -138,7 +139,7 @@ def learners_import_page(request: HttpRequest, code: str) -> HttpResponse:
         request,
         "accounts/learners_import.html",
         {
-            "course": course,
+            **instructor_nav(course, "import"),
             "form": form,
             "report": report,
             "pending": pending_invitations(course),

@@ -33,9 +33,11 @@ from server.exports import excel_csv_response, excel_safe
 from server.ops.health import email_trouble
 from server.submissions import charts, cohort, selectors, services, similarity
 from server.submissions.models import Submission
+from server.submissions.presentation import error_title
 
 
-def _nav(course: Course, active: str) -> dict[str, object]:
+def instructor_nav(course: Course, active: str) -> dict[str, object]:
+    """The context of the instructor pages' header and tab bar (``courses/_nav.html``)."""
     return {
         "course": course,
         "active": active,
@@ -64,7 +66,7 @@ def leaderboard(request: HttpRequest, code: str) -> HttpResponse:
         else None
     )
     context = {
-        **_nav(course, "leaderboard"),
+        **instructor_nav(course, "leaderboard"),
         "rows": rows,
         "passed": sum(r.passed for r in rows),
         "distribution_chart": distribution,
@@ -101,7 +103,7 @@ def _cohort_context(course: Course, *, learners: int) -> dict[str, object]:
 def similar_submissions(request: HttpRequest, code: str) -> HttpResponse:
     """Pairs of learners whose submissions look copied: evidence to look at, not a verdict."""
     course = selectors.course_for_instructor(request.user, code)
-    context = {**_nav(course, "similar"), "report": similarity.similar_pairs(course)}
+    context = {**instructor_nav(course, "similar"), "report": similarity.similar_pairs(course)}
     return render(request, "courses/similar.html", context)
 
 
@@ -161,12 +163,15 @@ def submission_browser(request: HttpRequest, code: str) -> HttpResponse:
         learner_id, status = form.cleaned_data["learner"], form.cleaned_data["status"]
     rows = selectors.course_submissions(course, learner_id=learner_id, status=status)
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    # The guide's names for error classes, not the raw codes learners never see.
+    titled = [(s, error_title(s.error_class) if s.error_class else "") for s in page]
     query = request.GET.copy()
     query.pop("page", None)
     context = {
-        **_nav(course, "submissions"),
+        **instructor_nav(course, "submissions"),
         "form": form,
         "page": page,
+        "titled": titled,
         "query": query.urlencode(),
         "rescorable_count": selectors.rescorable(course).count(),
     }
@@ -223,7 +228,9 @@ def course_settings(request: HttpRequest, code: str) -> HttpResponse:
             saved.save(update_fields=CourseSettingsForm.Meta.fields)
             messages.success(request, _("The course settings were saved."))
             return redirect("course_settings", code=course.code)
-        return render(request, "courses/settings.html", {**_nav(course, "settings"), "form": form})
+        return render(
+            request, "courses/settings.html", {**instructor_nav(course, "settings"), "form": form}
+        )
 
 
 @login_required
@@ -243,7 +250,7 @@ def testset_upload(request: HttpRequest, code: str) -> HttpResponse:
             )
             return redirect("course_testset", code=course.code)
     context = {
-        **_nav(course, "testset"),
+        **instructor_nav(course, "testset"),
         "form": form,
         "testsets": list(course.testsets.order_by("-version")),
     }

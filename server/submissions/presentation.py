@@ -85,13 +85,22 @@ def result_view(submission: Submission) -> ResultView:
     )
 
 
+def _error_text(error_class: str) -> tuple[str, str]:
+    try:
+        return ERROR_CLASS_TEXT[ErrorClass(error_class)]
+    except (ValueError, KeyError):  # a class from an older release
+        return ERROR_CLASS_TEXT[ErrorClass.LEARNER_EXCEPTION]
+
+
+def error_title(error_class: str) -> str:
+    """An error class's title as the guide and the learner's result page name it."""
+    return translation.gettext(_error_text(error_class)[0])
+
+
 def error_view(submission: Submission) -> ErrorView | None:
     if not submission.error_class:
         return None
-    try:
-        title, advice = ERROR_CLASS_TEXT[ErrorClass(submission.error_class)]
-    except (ValueError, KeyError):  # a class from an older release
-        title, advice = ERROR_CLASS_TEXT[ErrorClass.LEARNER_EXCEPTION]
+    title, advice = _error_text(submission.error_class)
     return ErrorView(
         error_class=submission.error_class,
         code=submission.error_code,
