@@ -370,7 +370,12 @@ MSG_MODULE_COMPUTED = gettext_noop(
     "Your code imports a module whose name is not written in your zip's code, and which "
     "is neither in your zip nor in the scoring environment."
 )
+# Kept for results stored before the location's words were translated.
 MSG_EXCEPTION_AT = gettext_noop("Your code raised %(exception)s (%(location)s).")
+MSG_EXCEPTION_IN_FILE = gettext_noop("Your code raised %(exception)s (%(file)s, line %(line)s).")
+MSG_EXCEPTION_IN_CELL = gettext_noop(
+    "Your code raised %(exception)s (%(file)s, code cell %(cell)s, line %(line)s)."
+)
 MSG_EXCEPTION = gettext_noop("Your code raised %(exception)s.")
 MSG_EXIT = gettext_noop("Your code called sys.exit(%(exit_code)s).")
 MSG_EXIT_TEXT = gettext_noop("Your code called sys.exit() with a message instead of a number.")
@@ -470,7 +475,10 @@ def _learner_message(
         params = {"exception": taint.exception_name(text("exception_mro"))}
         location = taint.source_location(text("location"), provenance.root, provenance.entry)
         if location:
-            return MSG_EXCEPTION_AT, {**params, "location": location}
+            file, cell, line = taint.location_parts(location)
+            if cell:
+                return MSG_EXCEPTION_IN_CELL, {**params, "file": file, "cell": cell, "line": line}
+            return MSG_EXCEPTION_IN_FILE, {**params, "file": file, "line": line}
         return MSG_EXCEPTION, params
     if code == "system_exit":
         status = taint.exit_status(raw.get("exit_code"))

@@ -85,6 +85,18 @@ def source_location(location: str, root: Path, entry: str) -> str:
     return location if _is_zip_file(root, file) else ""
 
 
+def location_parts(location: str) -> tuple[str, str, str]:
+    """A location ``source_location`` let through, as (file, code cell or "", line): the
+    words around them are the message's, so they are translated with it."""
+    match = _LOCATION.match(location)
+    if match is None:
+        return "", "", ""
+    cell = _CELL.match(match["file"])
+    if cell is not None:
+        return cell["entry"], cell["cell"], match["line"]
+    return match["file"], "", match["line"]
+
+
 def _is_zip_file(root: Path, relative: str) -> bool:
     parts = relative.split("/")
     if relative.startswith("/") or any(p in ("", ".", "..") for p in parts):

@@ -334,7 +334,10 @@ def submission_record_outcome(submission: Submission, outcome: ScoreOutcome) -> 
         fresh.error_code = error.code if error else ""
         fresh.error_message = error.message if error else ""
         fresh.error_params = error.params if error else {}
-        fresh.detail = (error.detail if error else "") + "\n".join(outcome.notes)
+        # One line each: the detail's last line and the first note used to run together.
+        fresh.detail = "\n".join(
+            line for line in [error.detail if error else "", *outcome.notes] if line
+        )
         # A final verdict that is not the learner's fault (legacy_untraceable) refunds.
         fresh.charged = fresh.charged and (error is None or error.error_class.charged_to_learner)
         fresh.save(update_fields=[*RESULT_FIELDS, "charged"])

@@ -328,7 +328,7 @@ def test_the_error_class_is_the_hosts_not_the_one_written(
                 "exception_mro": "_pickle.UnpicklingError builtins.Exception",
                 "location": "submit_katakana.ipynb[code cell 2], line 7",
             },
-            ["UnpicklingError", "code cell 2], line 7"],
+            ["UnpicklingError", "submit_katakana.ipynb, code cell 2, line 7"],
             [],
         ),
         # A module name computed at run time is not written in the zip.
@@ -380,3 +380,23 @@ def test_deeply_nested_json_is_an_invalid_result_not_a_crash(out: Path, text: st
         read_result_json(out)
     (out / "decoy.json").write_text(text)
     assert read_result_json(out, name="decoy.json") == {}
+
+
+def test_an_exceptions_location_is_worded_in_the_learners_language(
+    out: Path, provenance: Provenance
+) -> None:
+    from scorer.translation import translator
+
+    params = {
+        "exception_mro": "builtins.KeyError",
+        "location": f"{provenance.entry}[code cell 1], line 2",
+    }
+    write_result(
+        out, {**GOOD, "error_class": "learner_exception", "code": "exception", "params": params}
+    )
+    error = result_error(read_result_json(out), provenance)
+    assert error is not None
+    japanese = error.render(translator("ja"))
+    assert "コードセル 1" in japanese and "2 行目" in japanese
+    assert "code cell" not in japanese and "line" not in japanese
+    assert error.render(translator("en")).endswith(f"({provenance.entry}, code cell 1, line 2).")

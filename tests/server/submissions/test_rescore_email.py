@@ -1,4 +1,4 @@
-"""A rescore's email says it is a rescore and what changed (the accuracy before and now)."""
+"""A rescore's email says it is a rescore and what changed; the run detail stays readable."""
 
 from __future__ import annotations
 
@@ -58,3 +58,22 @@ def test_a_first_result_email_does_not_mention_a_rescore(course, learner):  # ty
     message = build_message(row)
     assert row.previous_accuracy is None
     assert "rescore" not in message.body.lower() and "Rescored" not in message.subject
+
+
+def test_the_run_detail_keeps_the_traceback_and_the_notes_on_their_own_lines(course, learner):  # type: ignore[no-untyped-def]
+    submission = make_submission(course, learner, status=Status.RUNNING, attempts=1)
+    error = ScoringError(
+        ErrorClass.LEARNER_EXCEPTION,
+        "exception",
+        "msg",
+        detail="FileNotFoundError: 'model_missing.npy'",
+    )
+    outcome = ScoreOutcome(status="failed", error=error, notes=["entry: submit_katakana.ipynb"])
+
+    assert services.submission_record_outcome(submission, outcome)
+
+    submission.refresh_from_db()
+    assert submission.detail.splitlines() == [
+        "FileNotFoundError: 'model_missing.npy'",
+        "entry: submit_katakana.ipynb",
+    ]
