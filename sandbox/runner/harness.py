@@ -589,7 +589,8 @@ def preload(modules: list[str]) -> None:
     """Import the frameworks now, so a job's own imports find them in ``sys.modules``."""
     import importlib
 
-    set_framework_env()  # before TensorFlow's import reads it
+    if any(name.split(".")[0] in ("tensorflow", "keras") for name in modules):
+        set_framework_env()  # before TensorFlow's import reads it; else the env stays as is
     for name in modules:
         try:
             importlib.import_module(name)
