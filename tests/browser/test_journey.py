@@ -1,4 +1,6 @@
-"""One end-to-end journey in Debian's Chromium: upload → live result with charts → leaderboard.
+"""End-to-end journeys in Debian's Chromium: upload → live result with charts → leaderboard;
+a first visit that finds the template and the checker; an English learner through login,
+pages and the result email; the learner pages on a 390 × 844 phone, measured in the page.
 
 A learner logs in, drops a real trained model's zip on the upload form and lands on its
 page; the test then scores it in-process (``run_scoring`` with the process backend, no
@@ -179,5 +181,140 @@ def test_a_learner_sees_a_live_result_and_an_instructor_downloads_the_csv(
             page.wait_for_load_state("networkidle")
             assert page.get_by_test_id("status").inner_text() == "scored"
             page.screenshot(path=str(ARTIFACTS / "browser-learner-result-en.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+# Measured in the page, not read from CSS: the document's overflow past the viewport,
+# every rendered text's size in CSS px (SVG text scaled by the chart's own transform),
+# and badges that wrapped onto several lines.
+MEASURE = """() => {
+  const doc = document.documentElement;
+  const small = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el || el.closest("title, script, style")) continue;
+    if (!el.getClientRects().length) continue;  // not rendered
+    let size = parseFloat(getComputedStyle(el).fontSize);
+    if (el instanceof SVGElement) {
+      const m = el.getScreenCTM();
+      size *= m ? Math.hypot(m.a, m.b) : 1;
+    }
+    if (size < 11) small.push([el.tagName, node.textContent.trim().slice(0, 30), size]);
+  }
+  const wrapped = [...document.querySelectorAll(".badge")]
+    .filter((b) => b.getClientRects().length > 1
+      || b.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(b).fontSize))
+    .map((b) => b.textContent);
+  return {overflow: doc.scrollWidth - doc.clientWidth, small, wrapped};
+}"""
+
+
+def test_a_first_time_learner_finds_the_template_and_the_checker_from_the_course_page(
+    live_server, course, learner
+):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="ja-JP")
+            _log_in(page, live_server.url, learner.email)
+            assert page.url.endswith(f"/courses/{course.code}/")
+            steps = page.get_by_test_id("first-steps")
+            assert steps.is_visible()
+            with page.expect_download() as notebook:
+                steps.get_by_test_id("template-link").click()
+            assert notebook.value.suggested_filename == "submit_katakana.ipynb"
+            assert b'"cells"' in Path(notebook.value.path()).read_bytes()
+            with page.expect_download() as checker:
+                steps.get_by_test_id("checker-link").click()
+            assert checker.value.suggested_filename == "katakana-check.zip"
+            assert Path(checker.value.path()).read_bytes().startswith(b"PK")
+            # The command the course page names is one the downloaded kit has.
+            assert "katakana-check/katakana_check.py" in steps.inner_text()
+        finally:
+            browser.close()
+
+
+def test_an_english_learner_stays_in_english_through_login_pages_and_the_result_email(
+    live_server, course, learner
+):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from server.submissions.emails import build_message
+    from server.submissions.models import EmailKind, OutboxEmail
+    from tests.factories import make_submission
+
+    scored = make_submission(course, learner, accuracy=0.99, with_metrics=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="en-US")
+            page.goto(f"{live_server.url}/login/")
+            assert page.locator("html").get_attribute("lang") == "en"
+            _log_in(page, live_server.url, learner.email)
+            assert page.locator("html").get_attribute("lang") == "en"
+            assert "Your submissions" in page.inner_text("main")
+            page.goto(f"{live_server.url}/submissions/{scored.pk}/")
+            assert page.locator("html").get_attribute("lang") == "en"
+            assert page.get_by_test_id("status").inner_text() == "scored"
+        finally:
+            browser.close()
+
+    def result_email() -> Any:
+        learner.refresh_from_db()
+        assert learner.language == "en"  # stored on the account at the first visit
+        row = OutboxEmail(submission=scored, generation=1, kind=EmailKind.RESULT, to=learner.email)
+        return build_message(row)
+
+    message = _off_the_loop(result_email)
+    assert message.subject.endswith(f"Your score: {scored.accuracy:.4f} (passed)")
+    assert "Your submission has been scored." in message.body
+    assert not any("\u3040" <= ch <= "\u309f" for ch in message.subject + message.body)
+
+
+def test_the_learner_pages_fit_a_phone(live_server, course, learner):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from server.submissions.models import Status
+    from tests.factories import make_submission
+
+    long_name = "katakana_submission_final_version_2026-12-03_really_final.zip"
+    make_submission(course, learner, accuracy=0.9712, with_metrics=True, original_name=long_name)
+    make_submission(
+        course, learner, status=Status.FAILED, error_class="time_limit", error_code="time_limit"
+    )
+    scored = make_submission(course, learner, accuracy=0.985, with_metrics=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context(
+                viewport={"width": 390, "height": 844},
+                locale="ja-JP",
+                is_mobile=True,
+                has_touch=True,
+                device_scale_factor=2,
+            )
+            page = context.new_page()
+            _log_in(page, live_server.url, learner.email)
+            for language in ("ja", "en"):
+                if language == "en":  # English words are longer: measure both
+                    page.click("button[name=language][value=en]")
+                    page.wait_for_load_state("networkidle")
+                for path in (f"/courses/{course.code}/", f"/submissions/{scored.pk}/"):
+                    page.goto(live_server.url + path)
+                    page.wait_for_load_state("networkidle")
+                    assert page.locator("html").get_attribute("lang") == language
+                    measured = page.evaluate(MEASURE)
+                    name = path.strip("/").replace("/", "-")
+                    page.screenshot(
+                        path=str(ARTIFACTS / f"browser-phone-{language}-{name}.png"),
+                        full_page=True,
+                    )
+                    assert measured["overflow"] <= 0, (language, path, measured)
+                    assert measured["small"] == [], (language, path, measured["small"][:10])
+                    assert measured["wrapped"] == [], (language, path, measured["wrapped"])
+            context.close()
         finally:
             browser.close()
