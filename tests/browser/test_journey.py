@@ -208,7 +208,19 @@ MEASURE = """() => {
     .filter((b) => b.getClientRects().length > 1
       || b.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(b).fontSize))
     .map((b) => b.textContent);
-  return {overflow: doc.scrollWidth - doc.clientWidth, small, wrapped};
+  // What sticks out, for the failure message: elements past the right edge, outside any
+  // element that scrolls them.
+  const scrolls = (el) => {
+    for (let a = el.parentElement; a; a = a.parentElement) {
+      if (["auto", "scroll"].includes(getComputedStyle(a).overflowX)) return true;
+    }
+    return false;
+  };
+  const wide = [...document.body.querySelectorAll("*")]
+    .filter((el) => el.getBoundingClientRect().right > doc.clientWidth + 1 && !scrolls(el))
+    .slice(-5)
+    .map((el) => `${el.tagName}.${el.className} ${(el.textContent || "").trim().slice(0, 40)}`);
+  return {overflow: doc.scrollWidth - doc.clientWidth, small, wrapped, wide};
 }"""
 
 
@@ -281,10 +293,16 @@ def test_the_learner_pages_fit_a_phone(live_server, course, learner):
 
     long_name = "katakana_submission_final_version_2026-12-03_really_final.zip"
     make_submission(course, learner, accuracy=0.9712, with_metrics=True, original_name=long_name)
-    make_submission(
+    failed = make_submission(
         course, learner, status=Status.FAILED, error_class="time_limit", error_code="time_limit"
     )
     scored = make_submission(course, learner, accuracy=0.985, with_metrics=True)
+    paths = (
+        f"/courses/{course.code}/",
+        f"/submissions/{scored.pk}/",
+        f"/submissions/{failed.pk}/",
+        "/guide/",
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
@@ -302,7 +320,7 @@ def test_the_learner_pages_fit_a_phone(live_server, course, learner):
                 if language == "en":  # English words are longer: measure both
                     page.click("button[name=language][value=en]")
                     page.wait_for_load_state("networkidle")
-                for path in (f"/courses/{course.code}/", f"/submissions/{scored.pk}/"):
+                for path in paths:
                     page.goto(live_server.url + path)
                     page.wait_for_load_state("networkidle")
                     assert page.locator("html").get_attribute("lang") == language
