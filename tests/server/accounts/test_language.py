@@ -114,3 +114,15 @@ def test_a_learner_who_never_visited_gets_the_sites_default_language(course, ins
     assert invited.language == ""
     message = invitation_message(user=invited, course=course, invited_by=instructor)
     assert message.extra_headers["Content-Language"] == settings.LANGUAGE_CODE
+
+
+def test_a_switch_made_on_the_login_page_is_kept_at_the_first_login(client, learner):  # type: ignore[no-untyped-def]
+    japanese = {"HTTP_ACCEPT_LANGUAGE": "ja"}
+    client.post(reverse("set_language"), {"language": "en", "next": reverse("login")}, **japanese)
+    client.post(
+        reverse("login"), {"username": learner.email, "password": "pw-" + learner.email}, **japanese
+    )
+
+    assert _lang(client.get(reverse("account_settings"), **japanese)) == "en"
+    learner.refresh_from_db()
+    assert learner.language == "en"
