@@ -35,7 +35,7 @@ def test_the_result_page_shows_the_groups_and_serves_only_training_images(
     client.force_login(learner)
     page = client.get(reverse("submission_detail", args=[submission.pk])).content.decode()
     assert 'data-testid="training-mistakes"' in page
-    assert "セ" in page and "ソ" in page and "confidence 0.91" in page
+    assert "セ" in page and "ソ" in page and "0.91" in page
 
     response = client.get(reverse("training_image", args=[submission.pk, 2]))
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
