@@ -121,31 +121,30 @@ def capped_out(next_to: Path, limits: Limits) -> Iterator[OutFs]:
 
 
 def copy_out(src: Path, dst: Path, budget: int) -> bool:
-    """Copy a dead run's outputs into ``dst`` (links as links, FIFOs and devices dropped).
+    """Copy a dead run's outputs into ``dst`` (files, and links as links; at most ``budget``
+    bytes). Returns False (and leaves what was copied) when the budget ran out.
 
-    At most ``budget`` bytes: hard links inside the cap would otherwise multiply on the
-    way out. Returns False (and leaves what was copied) when the budget ran out.
+    Only the top level: the host reads a few fixed file names there and nothing below, so
+    a folder the run made is left behind, however deep (a tree past PATH_MAX once made
+    this copy raise ENAMETOOLONG, an infrastructure retry a learner could trigger at will).
+    FIFOs and devices are dropped. The budget stops hard links inside the cap from
+    multiplying on the way out.
     """
-    left = [budget]
-
-    def walk(source: Path, target: Path) -> bool:
-        for entry in os.scandir(source):
-            out = target / entry.name
+    left = budget
+    for entry in os.scandir(src):
+        out = dst / entry.name
+        try:
             if entry.is_symlink():
                 with contextlib.suppress(FileExistsError):
                     os.symlink(os.readlink(entry.path), out)
-            elif entry.is_dir(follow_symlinks=False):
-                out.mkdir(exist_ok=True)
-                if not walk(Path(entry.path), out):
-                    return False
             elif entry.is_file(follow_symlinks=False):
-                left[0] -= entry.stat(follow_symlinks=False).st_size
-                if left[0] < 0:
+                left -= entry.stat(follow_symlinks=False).st_size
+                if left < 0:
                     return False
                 shutil.copyfile(entry.path, out, follow_symlinks=False)
-        return True
-
-    return walk(src, dst)
+        except OSError:
+            continue  # a name or file the host cannot handle is not one it reads
+    return True
 
 
 def mounts_under(root: Path) -> list[Path]:

@@ -247,7 +247,7 @@ def test_an_exception_keeps_a_trimmed_traceback_with_short_paths(
 
     assert error.error_class is ErrorClass.LEARNER_EXCEPTION
     assert error.params["exception"] == "ValueError"
-    assert error.params["location"] == "mylib/__init__.py, line 3"
+    assert (error.params["file"], error.params["line"]) == ("mylib/__init__.py", "3")
     lines = error.detail.splitlines()
     assert len(lines) <= 40
     assert lines[-1] == "ValueError: weights do not fit"
@@ -261,7 +261,11 @@ def test_a_notebook_cell_error_names_the_cell(tmp_path: Path, small_data_dir: Pa
     lm.write_notebook(submission, "x = 1\n", "y = 1 / 0\n")
     error = failed(run(submission, small_data_dir, tmp_path / "out"))
 
-    assert error.params["location"] == "submit_katakana.ipynb[code cell 2], line 1"
+    assert (error.params["file"], error.params["cell"], error.params["line"]) == (
+        "submit_katakana.ipynb",
+        "2",
+        "1",
+    )
     assert "y = 1 / 0" in error.detail
 
 
