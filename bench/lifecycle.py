@@ -192,7 +192,7 @@ def _course_and_learners(n: int, learners: int) -> tuple[Any, list[Any]]:
 def _upload(course: Any, learner: Any, zip_bytes: bytes) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from server.submissions.services import submission_create
+    from server.submissions.intake import submission_create
 
     upload = SimpleUploadedFile("submit.zip", zip_bytes, "application/zip")
     submission_create(learner=learner, course=course, upload=upload)

@@ -393,8 +393,9 @@ def e2e_scoring(
     from django.conf import settings
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from server.submissions import scoring, services
+    from server.submissions import intake, scoring
     from server.submissions.models import Submission
+    from server.submissions.runs import sandbox_backend
 
     course = bench_course(testset, code=f"{COURSE_CODE}_e2e")
     # The claim takes the fairest QUEUED row of the whole database: leave only ours.
@@ -405,7 +406,7 @@ def e2e_scoring(
         for rep in range(-1, reps):  # rep -1: warm-up (and the warm pool's first fill)
             for sample in samples:
                 learner = enrol(course, f"e2e-{secrets.token_hex(4)}@example.com")
-                backend = scoring.sandbox_backend()
+                backend = sandbox_backend()
                 wait_full = getattr(backend, "wait_until_full", None)
                 if wait_full is not None:
                     wait_full(240.0)
@@ -413,9 +414,7 @@ def e2e_scoring(
                     "submit.zip", sample.zip_path.read_bytes(), "application/zip"
                 )
                 started = time.perf_counter()
-                submission = services.submission_create(
-                    learner=learner, course=course, upload=upload
-                )
+                submission = intake.submission_create(learner=learner, course=course, upload=upload)
                 accepted = time.perf_counter()
                 status = scoring.run_scoring(submission.pk, worker="bench")
                 stored = time.perf_counter()

@@ -129,6 +129,8 @@ class RunResult:
 
 class SandboxBackend(Protocol):
     name: str
+    # The interpreter that runs the harness inside the sandbox.
+    python: str
 
     def run(self, spec: RunSpec) -> RunResult:
         """Run to completion (or the wall limit), destroy the sandbox, then return."""
@@ -143,6 +145,23 @@ class SandboxBackend(Protocol):
 
         Only sandboxes this backend's deployment (its ``deployment``, the run prefix)
         started: never another deployment's or another test run's on a shared host."""
+        ...
+
+    def list_runs(self) -> list[str]:
+        """The names of this deployment's sandboxes that exist now (running or not).
+
+        What a reaper compares with the runs that should be alive; never another
+        deployment's."""
+        ...
+
+    def why_killed(self, name: str, *, since: float) -> str | None:
+        """Why the run ``name`` was killed from outside since ``since`` (epoch seconds),
+        or None when nothing outside it did (its own crash is the learner's).
+
+        An operator's ``docker kill`` or an engine restart ends a run the way learner
+        code that killed itself does; only the engine can tell them apart. Backends that
+        cannot be killed from outside return None. Raises ``InfrastructureError`` when
+        the engine cannot be asked."""
         ...
 
     def image_digest(self, image: str) -> str: ...

@@ -55,7 +55,7 @@ from sandbox.base import (
     RunResult,
     RunSpec,
 )
-from sandbox.docker_backend import (
+from sandbox.hostside import (
     FILE_SIZE_CAP_BYTES,
     SANDBOX_UID,
     OutputWatcher,
@@ -130,6 +130,7 @@ def rootfs_digest(rootfs: Path) -> str:
 
 class BwrapBackend:
     name = "bwrap"
+    python = "python3"
 
     def __init__(
         self, rootfs: Path, bwrap: str = "bwrap", deployment: str = DEFAULT_DEPLOYMENT
@@ -336,6 +337,15 @@ class BwrapBackend:
                     marker.unlink()
                     reaped.append(marker.name)
         return reaped
+
+    def list_runs(self) -> list[str]:
+        owners = OWNERS / self.deployment
+        if not SAFE_NAME.match(self.deployment) or not owners.is_dir():
+            return []
+        return sorted(marker.name for marker in owners.iterdir())
+
+    def why_killed(self, name: str, *, since: float) -> str | None:
+        return None  # no engine: only this worker or the learner's code can kill a run
 
 
 OWNERS = STAGE_ROOT / "runs"

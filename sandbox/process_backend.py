@@ -108,6 +108,8 @@ class ProcessBackend:
     """``SandboxBackend`` that runs the command as a child process group, unisolated."""
 
     name = "process"
+    # The harness's "python3" is rewritten to this worker's own interpreter (build_command).
+    python = "python3"
 
     def __init__(self) -> None:
         self._live: dict[str, _Live] = {}
@@ -134,6 +136,12 @@ class ProcessBackend:
         for name in old:
             self.kill(name)
         return old
+
+    def list_runs(self) -> list[str]:
+        return [name for name, live in self._live.items() if live.process.poll() is None]
+
+    def why_killed(self, name: str, *, since: float) -> str | None:
+        return None  # a child of this worker: nothing else kills it
 
     def _run_in(self, spec: RunSpec, paths: PathMap) -> RunResult:
         started = time.monotonic()

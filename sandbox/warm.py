@@ -57,12 +57,11 @@ from sandbox.docker_backend import (
     WARM_LABEL,
     DockerBackend,
     collect_result,
-    finish_outputs,
-    prepare_host_paths,
     supervise,
 )
+from sandbox.hostside import finish_outputs, prepare_host_paths
 from sandbox.outfs import OutFs, release_under
-from sandbox.warm_pool import JobStreams, Profile, Slot, WarmPlan, WarmPool
+from sandbox.warm_pool import WARM_ROOT_PREFIX, JobStreams, Profile, Slot, WarmPlan, WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +80,13 @@ DEFAULT_PRELOAD = ("numpy", "IPython.core.interactiveshell", "torch")
 # Idle, with two containers per pool, that is about 1.8 GB (peak RSS after the preload,
 # measured in the image: 30 MB numpy + IPython, 220 MB with torch, 620 MB with Keras).
 PRELOAD_ENV = "KATAKANA_PRELOAD"
-# A pool's own directory in the temp dir: "<prefix><pid>-<random>" (see release_dead_roots).
-WARM_ROOT_PREFIX = "katakana-warm-"
 
 
 class WarmDockerBackend:
     """``SandboxBackend`` that runs jobs in pre-started, single-use Docker containers."""
 
     name = "docker-warm"
+    python = "python3"
 
     def __init__(
         self,
@@ -159,6 +157,12 @@ class WarmDockerBackend:
 
     def reap(self, *, older_than_seconds: float) -> list[str]:
         return self.cold.reap(older_than_seconds=older_than_seconds)
+
+    def list_runs(self) -> list[str]:
+        return self.cold.list_runs()
+
+    def why_killed(self, name: str, *, since: float) -> str | None:
+        return self.cold.why_killed(name, since=since)
 
     def image_digest(self, image: str) -> str:
         return self.cold.image_digest(image)
@@ -385,32 +389,3 @@ def _walk(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in dirnames + filenames:
             yield Path(dirpath) / name
-
-
-def release_dead_roots(tmp: Path | None = None) -> list[Path]:
-    """Unmount and delete the slot directories of warm pools whose process is gone.
-
-    A worker killed with ``kill -9`` leaves its pool's directory (and the slots' /out
-    tmpfs mounts) behind; its containers go to the reaper. Only directories named after a
-    pid that no longer runs are touched, so a live pool (of any deployment) is never.
-    """
-    removed = []
-    base = Path(tmp or tempfile.gettempdir())
-    for root in base.glob(f"{WARM_ROOT_PREFIX}*"):
-        pid = root.name[len(WARM_ROOT_PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or _pid_alive(int(pid)) or not root.is_dir():
-            continue
-        release_under(root)
-        shutil.rmtree(root, ignore_errors=True)
-        removed.append(root)
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

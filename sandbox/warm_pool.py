@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,10 +20,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sandbox.base import CappedStream, Limits, RunSpec
-from sandbox.outfs import OutFs
+from sandbox.outfs import OutFs, release_under
 
 log = logging.getLogger(__name__)
 
+# A pool's own directory in the temp dir: "<prefix><pid>-<random>" (see release_dead_roots).
+WARM_ROOT_PREFIX = "katakana-warm-"
 READY_MARKER = b"[harness] warm: ready"
 # Kept of a warm container's own output before its job (diagnostics of a failed start).
 PRE_JOB_CAP_BYTES = 64 << 10
@@ -208,3 +213,32 @@ class WarmPool:
                 return
             self._ready.append(slot)
             self._changed.notify_all()
+
+
+def release_dead_roots(tmp: Path | None = None) -> list[Path]:
+    """Unmount and delete the slot directories of warm pools whose process is gone.
+
+    A worker killed with ``kill -9`` leaves its pool's directory (and the slots' /out
+    tmpfs mounts) behind; its containers go to the reaper. Only directories named after a
+    pid that no longer runs are touched, so a live pool (of any deployment) is never.
+    """
+    removed = []
+    base = Path(tmp or tempfile.gettempdir())
+    for root in base.glob(f"{WARM_ROOT_PREFIX}*"):
+        pid = root.name[len(WARM_ROOT_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _pid_alive(int(pid)) or not root.is_dir():
+            continue
+        release_under(root)
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

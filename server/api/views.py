@@ -16,10 +16,10 @@ from server.api.auth import api_error, token_required
 from server.courses.models import Course, Enrollment, Role
 from server.ratelimits import upload_limited, upload_wait_message
 from server.submissions.forms import UploadForm
+from server.submissions.intake import SubmissionRejected, submission_create
 from server.submissions.models import Submission
 from server.submissions.quota import quota_state
 from server.submissions.selectors import submission_for_user
-from server.submissions.services import SubmissionRejected, submission_create
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

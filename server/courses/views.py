@@ -31,7 +31,7 @@ from server.courses.models import Course, Enrollment, Role, TestSet
 from server.courses.services import testset_load
 from server.exports import excel_csv_response, excel_safe
 from server.ops.health import email_trouble
-from server.submissions import charts, cohort, selectors, services, similarity
+from server.submissions import charts, cohort, lifecycle, selectors, similarity
 from server.submissions.models import Submission
 from server.submissions.presentation import error_title
 
@@ -185,7 +185,7 @@ def rescore_one(request: HttpRequest, code: str, pk: int) -> HttpResponse:
     submission = Submission.objects.select_related("course").filter(pk=pk, course=course).first()
     if submission is None:
         raise Http404
-    if services.submission_rescore(submission):
+    if lifecycle.submission_rescore(submission):
         messages.success(request, _("Submission #%(id)d was queued for rescoring.") % {"id": pk})
     else:
         messages.error(
@@ -202,7 +202,7 @@ def rescore_all(request: HttpRequest, code: str) -> HttpResponse:
     course = selectors.course_for_instructor(request.user, code)
     # One conditional update per submission: a run in progress is never touched.
     queued = sum(
-        services.submission_rescore(s)
+        lifecycle.submission_rescore(s)
         for s in selectors.rescorable(course).select_related("course")
     )
     messages.success(request, _("%(n)d submissions were queued for rescoring.") % {"n": queued})

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 # What this project (and Django's upload handler) names its scratch space in the temp dir.
 TEMP_PATTERNS = (
     "tmp*.upload*",  # django.core.files.uploadedfile.TemporaryUploadedFile
-    "upload-*.zip",  # submissions.services: the upload's copy before intake
+    "upload-*.zip",  # submissions.intake: the upload's copy before intake
     "intake-*",  # submissions.intake: the web host's extraction scratch
     "katakana-zip-*",  # submissions.scoring: the worker's copy of the zip
     "testset-upload-*",  # courses.views: a test-set upload being validated

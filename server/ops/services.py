@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from scorer.testset import sha256_file
 from server.courses.models import TestSet
+from server.submissions.lifecycle import submission_rescore
 from server.submissions.models import Status, Submission
-from server.submissions.services import submission_rescore
 
 PURGEABLE = (Status.SCORED, Status.FAILED, Status.ERROR, Status.REJECTED)
 

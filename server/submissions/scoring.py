@@ -1,7 +1,7 @@
 """The worker side of a submission: claim it, run the scorer, record the outcome.
 
 Runs outside any transaction (the sandbox can take minutes); each database write is a
-short transaction in ``services``, retried through a database outage (a PostgreSQL
+short transaction in ``lifecycle``, retried through a database outage (a PostgreSQL
 restart must not turn a finished run into a rerun). A heartbeat thread renews the lease
 while the sandbox runs, so the sweeper can tell a live run from one whose worker died;
 when the heartbeat finds the run given away, it kills the sandbox at once. Before
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import logging
-import re
 import socket
 import tempfile
 import threading
@@ -26,12 +25,11 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from sandbox.backends import get_backend
 from sandbox.base import InfrastructureError, Limits, SandboxBackend
 from sandbox.gpu import gpu_health
 from scorer.pipeline import ScoreConfig, ScoreOutcome, score_zip
 from server.ops import liveness
-from server.submissions import services
+from server.submissions import intake, lifecycle, runs
 from server.submissions.models import Status, Submission
 
 log = logging.getLogger(__name__)
@@ -54,25 +52,6 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{threading.get_native_id()}"
 
 
-def run_name(submission: Submission) -> str:
-    # Named after the attempt: a retry can never run beside a live earlier attempt.
-    return f"{settings.KATAKANA_RUN_PREFIX}-sub-{submission.pk}-a{submission.attempts}"
-
-
-def parse_run_name(name: str) -> tuple[int, int] | None:
-    """(submission id, attempt) of a sandbox we named, None for anyone else's."""
-    match = re.fullmatch(rf"{re.escape(settings.KATAKANA_RUN_PREFIX)}-sub-(\d+)-a(\d+)", name)
-    return (int(match[1]), int(match[2])) if match else None
-
-
-def sandbox_backend() -> SandboxBackend:
-    name = settings.KATAKANA_SANDBOX_BACKEND
-    if name == "process":  # a learner's own machine: no engine shared with anyone
-        return get_backend(name)
-    # Labels and reaps only this deployment's sandboxes (its run prefix).
-    return get_backend(name, deployment=settings.KATAKANA_RUN_PREFIX)
-
-
 def score_config(submission: Submission, backend: SandboxBackend) -> ScoreConfig:
     course = submission.course
     limits = Limits(
@@ -86,13 +65,13 @@ def score_config(submission: Submission, backend: SandboxBackend) -> ScoreConfig
         image=settings.KATAKANA_SANDBOX_IMAGE,
         work_root=settings.KATAKANA_RUNS_DIR,
         limits=limits,
-        archive_limits=services.archive_limits(),
+        archive_limits=intake.archive_limits(),
         legacy_allowed=course.legacy_allowed,
         # When the label stand-in cannot follow a legacy notebook: refuse it (the default)
         # or, where the course opted in, run it with the labels as a self-reported score.
         legacy_labelled_allowed=course.legacy_labelled_allowed,
         gpu=settings.KATAKANA_GPUS[0] if settings.KATAKANA_GPUS else None,
-        python=getattr(backend, "python", "python3"),
+        python=backend.python,
         # Where the daemon finds the harness (a containerised worker publishes it).
         harness_dir=Path(settings.KATAKANA_HARNESS_DIR),
     )
@@ -133,7 +112,7 @@ class _Heartbeat(threading.Thread):
         try:
             while not self.stop.wait(interval):
                 try:
-                    owned = services.submission_heartbeat(self.submission)
+                    owned = lifecycle.submission_heartbeat(self.submission)
                 except (OperationalError, InterfaceError):
                     # PostgreSQL restarting: try again next beat on a fresh connection; the
                     # lease is three beats long.
@@ -170,26 +149,24 @@ def run_scoring(hint_id: int, *, worker: str | None = None) -> str:
     CLAIMED_SUBMISSION.set(None)
     close_old_connections()
     try:
-        backend = sandbox_backend()
+        backend = runs.sandbox_backend()
         check_worker_health(backend)
     except InfrastructureError as exc:
         raise WorkerUnhealthy(str(exc)) from exc
     liveness.mark("sandbox")
-    from server.submissions.sweeper import reap_orphans
-
-    reap_orphans(backend)  # this host's leftovers, whichever worker made them
+    runs.reap_orphans(backend)  # this host's leftovers, whichever worker made them
     submission = with_db_retry(
-        lambda: services.submission_claim(hint_id, worker=worker or worker_name()),
+        lambda: lifecycle.submission_claim(hint_id, worker=worker or worker_name()),
         what="claim",
     )
     if submission is None:
         return "not-claimed"
     # The fair claim may pick another row than the message named: say which one we ran.
     CLAIMED_SUBMISSION.set(submission.pk)
-    name = run_name(submission)
+    name = runs.run_name(submission)
     # Kill whatever an earlier attempt of this submission may have left running here.
     for attempt in range(1, submission.attempts):
-        _kill_quietly(backend, f"{settings.KATAKANA_RUN_PREFIX}-sub-{submission.pk}-a{attempt}")
+        _kill_quietly(backend, runs.run_name(submission, attempt))
     heartbeat = _Heartbeat(submission, on_lost=lambda: _kill_quietly(backend, name))
     heartbeat.start()
     started = time.time()
@@ -208,12 +185,12 @@ def run_scoring(hint_id: int, *, worker: str | None = None) -> str:
     if outcome is None or fault:
         _kill_quietly(backend, name)
         status = with_db_retry(
-            lambda: services.submission_record_infrastructure_failure(submission, fault or ""),
+            lambda: lifecycle.submission_record_infrastructure_failure(submission, fault or ""),
             what="record failure",
         )
         return str(status.value if isinstance(status, Status) else status)
     recorded = with_db_retry(
-        lambda: services.submission_record_outcome(submission, outcome), what="record outcome"
+        lambda: lifecycle.submission_record_outcome(submission, outcome), what="record outcome"
     )
     return outcome.status if recorded else "superseded"
 
@@ -223,7 +200,7 @@ def _score(submission: Submission, backend: SandboxBackend, name: str) -> ScoreO
     if testset is None:
         raise InfrastructureError("the course has no active test set")
     with tempfile.TemporaryDirectory(prefix="katakana-zip-") as tmp:
-        zip_path = services.copy_archive_to(submission, Path(tmp) / "submission.zip")
+        zip_path = lifecycle.copy_archive_to(submission, Path(tmp) / "submission.zip")
         config = score_config(submission, backend)
         if config.gpu is not None:
             # A broken GPU is an infrastructure failure (retried), never the learner's.
@@ -231,7 +208,7 @@ def _score(submission: Submission, backend: SandboxBackend, name: str) -> ScoreO
 
         def on_phase(phase: str) -> None:
             with_db_retry(
-                lambda: services.submission_heartbeat(submission, phase=phase), what="phase"
+                lambda: lifecycle.submission_heartbeat(submission, phase=phase), what="phase"
             )
 
         config = dataclasses.replace(config, on_phase=on_phase)
@@ -250,30 +227,14 @@ def _killed_through_engine(
 ) -> str | None:
     """Why a "crashed" verdict is really ours, or None when it is the learner's.
 
-    A container killed through the Docker API (an operator's ``docker kill``, a daemon
-    restarting) exits like learner code that killed itself: status 137 and no
-    result.json. The engine's event log tells them apart: only an API kill is an event.
-    Our own kills (wall limit) are reported as timeouts, not crashes.
+    A sandbox killed from outside (an operator's ``docker kill``, a daemon restarting)
+    exits like learner code that killed itself: status 137 and no result.json. Only the
+    backend can tell them apart (``SandboxBackend.why_killed``). Our own kills (wall
+    limit) are reported as timeouts, not crashes.
     """
-    if (
-        backend.name not in ("docker", "docker-warm")
-        or outcome.error is None
-        or outcome.error.code != "crashed"
-    ):
+    if outcome.error is None or outcome.error.code != "crashed":
         return None
     try:
-        import docker
-
-        client = docker.from_env(timeout=10)
-        events = client.events(
-            since=int(since) - 1,
-            until=int(time.time()) + 1,
-            filters={"container": name, "event": "kill"},
-            decode=True,
-        )
-        signals = [str(e.get("Actor", {}).get("Attributes", {}).get("signal")) for e in events]
-    except Exception as exc:  # engine unreachable: it went away under the run
+        return backend.why_killed(name, since=since)
+    except InfrastructureError as exc:  # engine unreachable: it went away under the run
         return f"the sandbox crashed and the engine cannot be asked why: {exc}"
-    if signals:
-        return f"the sandbox was killed through the engine (signal {', '.join(signals)})"
-    return None

@@ -1,7 +1,7 @@
 """Celery tasks: each takes plain ids and calls one service; each is safe to run twice.
 
 The scoring message carries a submission id only as a hint: the worker claims the
-fairest QUEUED submission (``services.submission_claim``), so messages are fungible and
+fairest QUEUED submission (``lifecycle.submission_claim``), so messages are fungible and
 a lost or duplicated one never loses or duplicates work.
 """
 

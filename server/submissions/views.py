@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 from server.accounts.models import signed_in_user
 from server.courses.models import Enrollment, Role
 from server.ratelimits import upload_limited, upload_wait_message
-from server.submissions import charts, gallery, progress, selectors, services
+from server.submissions import charts, gallery, intake, progress, selectors
 from server.submissions.emails import email_context
 from server.submissions.forms import UploadForm
 from server.submissions.models import Phase, ScoreSource, Status, Submission
@@ -60,11 +60,11 @@ def course_page(request: HttpRequest, code: str) -> HttpResponse:
         try:
             wait = upload_limited(request)
             if wait:
-                raise services.SubmissionRejected(upload_wait_message(wait), "rate_limited")
-            submission = services.submission_create(
+                raise intake.SubmissionRejected(upload_wait_message(wait), "rate_limited")
+            submission = intake.submission_create(
                 learner=signed_in_user(request), course=course, upload=form.cleaned_data["archive"]
             )
-        except services.SubmissionRejected as rejected:
+        except intake.SubmissionRejected as rejected:
             form.add_error("archive", rejected.message)
             status = 429 if rejected.code == "rate_limited" else 200
         else:

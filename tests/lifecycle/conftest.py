@@ -66,7 +66,7 @@ class Lifecycle:
         self, *, sleep: float = 0.0, fail: bool = False, selfkill: bool = False, learner: Any = None
     ) -> Any:
         """Upload through the real service (intake, quota lock, enqueue after commit)."""
-        from server.submissions.services import submission_create
+        from server.submissions.intake import submission_create
 
         path = chaos.submission_zip(self.tmp / "zips", sleep=sleep, fail=fail, selfkill=selfkill)
         upload = SimpleUploadedFile("submit.zip", path.read_bytes(), "application/zip")

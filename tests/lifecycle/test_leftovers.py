@@ -137,7 +137,7 @@ def test_a_worker_killed_mid_run_leaves_a_container_run_dir_and_out_mount_the_sw
     print(f"after kill -9: {chaos.containers(RUN_PREFIX)}, mounts {mounts_under(runs)}")
     # The sweeper: the lease expires (3 s), the run is reclaimed, the container reaped,
     # the run directory's mount released and the directory removed once it is a minute old.
-    monkeypatch.setattr("server.submissions.sweeper.RUN_DIR_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr("server.submissions.runs.RUN_DIR_GRACE_SECONDS", 0.0)
     time.sleep(lifecycle.settings.KATAKANA_LEASE_SECONDS + 0.5)
     sweep()
     submission.refresh_from_db()

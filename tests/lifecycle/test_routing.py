@@ -35,8 +35,8 @@ def routed_zip(directory: Path, *, gpu: bool) -> SimpleUploadedFile:
 
 
 def test_each_worker_scores_only_the_kind_it_serves(lifecycle, settings) -> None:  # type: ignore[no-untyped-def]
+    from server.submissions.intake import submission_create
     from server.submissions.models import Status, Submission
-    from server.submissions.services import submission_create
 
     cpu_queue = f"{settings.KATAKANA_SCORE_QUEUE}-cpu"
     settings.KATAKANA_SCORE_QUEUE_CPU = cpu_queue

@@ -17,7 +17,7 @@ from scorer.errors import ErrorClass, ScoringError
 from scorer.legacy import UNTRACED_CODE
 from scorer.pipeline import ScoreOutcome
 from server.ops import selectors as ops_selectors
-from server.submissions import selectors, services
+from server.submissions import lifecycle, selectors
 from server.submissions.models import OutboxEmail, Status, Submission
 from tests.conftest import _enrol
 
@@ -43,7 +43,7 @@ def queue(course, settings):  # type: ignore[no-untyped-def]
 
 
 def _claim(hint: int = 0) -> Submission | None:
-    return services.submission_claim(hint, worker="test:1")
+    return lifecycle.submission_claim(hint, worker="test:1")
 
 
 def test_a_learner_with_a_run_waits_behind_a_learner_without(course, queue) -> None:  # type: ignore[no-untyped-def]
@@ -123,16 +123,16 @@ def test_a_late_result_of_a_given_away_attempt_changes_nothing(course, queue, le
     stale = _claim()
     assert stale is not None
     assert (
-        services.submission_record_infrastructure_failure(stale, "lease expired") == Status.QUEUED
+        lifecycle.submission_record_infrastructure_failure(stale, "lease expired") == Status.QUEUED
     )
     Submission.objects.filter(pk=stale.pk).update(lease_until=None)  # back-off over
     current = _claim()
     assert current is not None and current.attempts == 2
-    assert not services.submission_record_outcome(
+    assert not lifecycle.submission_record_outcome(
         stale, ScoreOutcome(status="scored", accuracy=0.5)
     )
-    assert services.submission_record_outcome(current, ScoreOutcome(status="scored", accuracy=0.9))
-    assert not services.submission_record_outcome(current, ScoreOutcome(status="failed"))  # twice
+    assert lifecycle.submission_record_outcome(current, ScoreOutcome(status="scored", accuracy=0.9))
+    assert not lifecycle.submission_record_outcome(current, ScoreOutcome(status="failed"))  # twice
     current.refresh_from_db()
     assert (current.status, current.accuracy, current.charged) == (Status.SCORED, 0.9, True)
     assert OutboxEmail.objects.filter(submission=current).count() == 1
@@ -145,7 +145,7 @@ def test_a_legacy_zip_the_stand_in_cannot_follow_fails_at_once_and_is_refunded(
     claimed = _claim()
     assert claimed is not None
     error = ScoringError(ErrorClass.LEGACY_UNTRACEABLE, UNTRACED_CODE, "msg")
-    assert services.submission_record_outcome(claimed, ScoreOutcome(status="failed", error=error))
+    assert lifecycle.submission_record_outcome(claimed, ScoreOutcome(status="failed", error=error))
     claimed.refresh_from_db()
     # A final verdict (no retry) that does not use up the learner's slot.
     assert (claimed.status, claimed.charged, claimed.attempts) == (Status.FAILED, False, 1)
@@ -155,7 +155,7 @@ def test_a_legacy_zip_the_stand_in_cannot_follow_fails_at_once_and_is_refunded(
     other = _claim()
     assert other is not None
     crash = ScoringError(ErrorClass.LEARNER_EXCEPTION, "exception", "msg")
-    services.submission_record_outcome(other, ScoreOutcome(status="failed", error=crash))
+    lifecycle.submission_record_outcome(other, ScoreOutcome(status="failed", error=crash))
     other.refresh_from_db()
     assert (other.status, other.charged) == (Status.FAILED, True)
 
@@ -167,7 +167,9 @@ def test_infrastructure_faults_back_off_then_end_refunded_at_the_cap(
     for attempt in (1, 2):
         claimed = _claim()
         assert claimed is not None and claimed.attempts == attempt
-        assert services.submission_record_infrastructure_failure(claimed, "engine") == Status.QUEUED
+        assert (
+            lifecycle.submission_record_infrastructure_failure(claimed, "engine") == Status.QUEUED
+        )
         claimed.refresh_from_db()
         wait = (claimed.lease_until - timezone.now()).total_seconds()
         assert 30 * 2 ** (attempt - 1) - 2 < wait <= 30 * 2 ** (attempt - 1)
@@ -175,7 +177,7 @@ def test_infrastructure_faults_back_off_then_end_refunded_at_the_cap(
         Submission.objects.filter(pk=submission.pk).update(lease_until=timezone.now())
     last = _claim()
     assert last is not None and last.attempts == 3
-    assert services.submission_record_infrastructure_failure(last, "engine") == Status.ERROR
+    assert lifecycle.submission_record_infrastructure_failure(last, "engine") == Status.ERROR
     last.refresh_from_db()
     assert (last.status, last.charged, last.error_class) == (Status.ERROR, False, "infrastructure")
     assert _claim() is None

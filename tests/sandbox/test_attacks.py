@@ -57,7 +57,7 @@ def test_a3_memory_bomb_is_oom_killed(run_hostile) -> None:  # type: ignore[no-u
 
 
 def test_a4_a10_b6_filling_tmpfs_and_writing_outside_fail_inside(run_hostile) -> None:  # type: ignore[no-untyped-def]
-    from sandbox.docker_backend import FILE_SIZE_CAP_BYTES
+    from sandbox.hostside import FILE_SIZE_CAP_BYTES
 
     run = run_hostile("fill_tmpfs.py")
     report = run.report

@@ -147,6 +147,9 @@ def test_reap_kills_only_its_own_deployments_old_runs() -> None:
             for procs in cgroup.procs_files():
                 procs.write_text(str(sleepers[deployment].pid))
         time.sleep(1.1)
+        for deployment in (mine, theirs):  # what the server's reaper compares, per deployment
+            listed = BwrapBackend(rootfs=Path("/"), deployment=deployment).list_runs()
+            assert listed == [f"{deployment}-sub-1-a1"]
         assert BwrapBackend(rootfs=Path("/"), deployment=mine).reap(older_than_seconds=1) == [
             f"{mine}-sub-1-a1"
         ]

@@ -140,6 +140,51 @@ def test_it_reaps_only_its_own_deployments_old_containers() -> None:
                 container.remove(force=True)
 
 
+def test_it_lists_only_its_own_deployments_runs() -> None:
+    # What the server's reaper (server/submissions/runs.py) compares with the live attempts.
+    make_backend("docker")
+    stamp = f"{os.getpid()}-{int(time.time() * 1000)}"
+    mine, theirs = f"katakana-t{stamp}-a", f"katakana-t{stamp}"
+    client = docker.from_env()
+    containers = [
+        _sleeper(client, f"{mine}-sub-1-a1", mine),
+        _sleeper(client, f"{theirs}-sub-1-a1", theirs),
+        _sleeper(client, f"{mine}-other", None),
+    ]
+    try:
+        assert DockerBackend(deployment=mine).list_runs() == [f"{mine}-sub-1-a1"]
+        assert DockerBackend(deployment=theirs).list_runs() == [f"{theirs}-sub-1-a1"]
+    finally:
+        for container in containers:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+
+
+def test_it_tells_a_kill_through_the_engine_from_a_run_that_ended_itself() -> None:
+    # A `docker kill` exits 137 like learner code that SIGKILLed itself; only the engine's
+    # events tell them apart, and the server asks through why_killed.
+    make_backend("docker")
+    stamp = f"katakana-t{os.getpid()}-{int(time.time() * 1000)}"
+    client = docker.from_env()
+    since = time.time()
+    killed = _sleeper(client, f"{stamp}-sub-1-a1", stamp)
+    itself = client.containers.run(
+        IMAGE, ["sh", "-c", "kill -9 $$"], name=f"{stamp}-sub-2-a1", detach=True
+    )
+    try:
+        killed.kill()
+        itself.wait(timeout=30)
+        backend = DockerBackend(deployment=stamp)
+        assert backend.why_killed(f"{stamp}-sub-1-a1", since=since) == (
+            "the sandbox was killed through the engine (signal 9)"
+        )
+        assert backend.why_killed(f"{stamp}-sub-2-a1", since=since) is None
+    finally:
+        for container in (killed, itself):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+
+
 def test_its_containers_carry_the_deployment_label(
     run_dir: Path, inspected: list[dict[str, Any]]
 ) -> None:

@@ -144,13 +144,16 @@ def test_kill_by_name_stops_a_running_command(tmp_path: Path, backend: ProcessBa
     worker = threading.Thread(target=lambda: results.append(backend.run(run_spec)))
     worker.start()
     deadline = time.monotonic() + 10
-    while "to-kill" not in backend._live and time.monotonic() < deadline:
+    while "to-kill" not in backend.list_runs() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert backend.list_runs() == ["to-kill"]
     backend.kill("to-kill")
     worker.join(10)
 
     assert not worker.is_alive()
     assert results[0].exit_code == -9 and not results[0].timed_out
+    assert backend.list_runs() == []  # what the server's reaper would find: nothing
+    assert backend.why_killed("to-kill", since=0) is None  # no engine kills a child
     backend.kill("to-kill")  # idempotent
 
 

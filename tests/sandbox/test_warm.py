@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from sandbox.base import DEPLOYMENT_LABEL, RUN_LABEL, Limits, Mount, RunResult, RunSpec
-from sandbox.docker_backend import DockerBackend, OutputWatcher
+from sandbox.docker_backend import DockerBackend
+from sandbox.hostside import OutputWatcher
 from sandbox.outfs import SLACK_BYTES, mounts_under
 from sandbox.warm import WarmDockerBackend
 from sandbox.warm_pool import Slot

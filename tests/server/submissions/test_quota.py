@@ -18,7 +18,7 @@ from django.db import connections
 from django.utils import translation
 
 from server.courses.models import QuotaGrant
-from server.submissions import services
+from server.submissions import intake
 from server.submissions.models import Status, Submission
 from server.submissions.quota import quota_state
 from server.submissions.selectors import quota_line
@@ -98,9 +98,9 @@ def test_fifty_parallel_uploads_at_quota_three_accept_exactly_three(
         try:
             start.wait()
             upload = SimpleUploadedFile("submit.zip", payload, "application/zip")
-            submission = services.submission_create(learner=learner, course=course, upload=upload)
+            submission = intake.submission_create(learner=learner, course=course, upload=upload)
             accepted.append(submission.pk)
-        except services.SubmissionRejected as rejected:
+        except intake.SubmissionRejected as rejected:
             refused.append(rejected.code)
         except BaseException as exc:  # noqa: BLE001 (reported by the assertion below)
             crashed.append(exc)

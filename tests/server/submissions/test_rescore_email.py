@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from scorer.errors import ErrorClass, ScoringError
 from scorer.pipeline import ScoreOutcome
-from server.submissions import services
+from server.submissions import lifecycle
 from server.submissions.emails import build_message
 from server.submissions.models import OutboxEmail, Status, Submission
 from tests.factories import make_submission
 
 
 def _rescore_with(submission: Submission, outcome: ScoreOutcome) -> OutboxEmail:
-    assert services.submission_rescore(submission)
+    assert lifecycle.submission_rescore(submission)
     # What the worker's claim does, for this one row.
     Submission.objects.filter(pk=submission.pk).update(status=Status.RUNNING, attempts=1)
     submission.refresh_from_db()
-    assert services.submission_record_outcome(submission, outcome)
+    assert lifecycle.submission_record_outcome(submission, outcome)
     return OutboxEmail.objects.get(submission=submission, generation=submission.generation)
 
 
@@ -51,7 +51,7 @@ def test_a_first_result_email_does_not_mention_a_rescore(course, learner):  # ty
     learner.language = "en"
     learner.save(update_fields=["language"])
     submission = make_submission(course, learner, status=Status.RUNNING, attempts=1)
-    assert services.submission_record_outcome(
+    assert lifecycle.submission_record_outcome(
         submission, ScoreOutcome(status="scored", accuracy=0.99)
     )
     row = OutboxEmail.objects.get(submission=submission)
@@ -70,7 +70,7 @@ def test_the_run_detail_keeps_the_traceback_and_the_notes_on_their_own_lines(cou
     )
     outcome = ScoreOutcome(status="failed", error=error, notes=["entry: submit_katakana.ipynb"])
 
-    assert services.submission_record_outcome(submission, outcome)
+    assert lifecycle.submission_record_outcome(submission, outcome)
 
     submission.refresh_from_db()
     assert submission.detail.splitlines() == [

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from server.courses.management.commands.demo import DEMO_CODE
 from server.courses.models import Course
 from server.courses.services import enrollment_create
-from server.submissions import services
+from server.submissions import intake
 from server.submissions.models import Submission
 
 # (email, name, sample zip). Two learners share numpy_cnn_params.zip: the copied pair.
@@ -54,8 +54,8 @@ class Command(BaseCommand):
                 continue
             upload = SimpleUploadedFile(sample, zip_path.read_bytes(), "application/zip")
             try:
-                services.submission_create(learner=learner.user, course=course, upload=upload)
-            except services.SubmissionRejected as rejected:
+                intake.submission_create(learner=learner.user, course=course, upload=upload)
+            except intake.SubmissionRejected as rejected:
                 self.stderr.write(f"{name}: {rejected.message}")
                 continue
             queued += 1

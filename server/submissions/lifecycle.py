@@ -1,210 +1,30 @@
-"""Writes for submissions: accept an upload, claim and record a scoring run, rescore.
+"""The worker side of a submission's life: claim, heartbeat, record, refund, rescore.
 
-Views and tasks call these functions; they hold the business rules (quota under a row
-lock, enqueue after commit, conditional claims) so that no view or task repeats them.
+Each function is one short transaction holding one rule: claims are conditional updates
+(exactly one worker wins a row), results are conditional on the attempt (a late or
+duplicate result changes nothing), infrastructure faults are retried with back-off and
+never charged, and a terminal state writes its email into the outbox in the same
+transaction. ``scoring`` (the worker), ``sweeper`` and the instructors' views call these.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
-import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
-from scorer.errors import ErrorClass, ScoringError, gettext_noop
-from scorer.frameworks import frameworks_in_zip, worker_kind
-from scorer.pipeline import ScoreOutcome, legacy_disabled_error
-from server.accounts.models import User
-from server.courses.models import Course, Enrollment, Role
-from server.submissions import routing
-from server.submissions.intake import archive_limits as archive_limits  # scoring.py
-from server.submissions.intake import check_archive
+from scorer.errors import ErrorClass, gettext_noop
+from scorer.pipeline import ScoreOutcome
+from server.submissions import emails, routing
 from server.submissions.models import Phase, Status, Submission, SubmissionQuerySet
-from server.submissions.quota import quota_state
 
 log = logging.getLogger(__name__)
-
-
-class SubmissionRejected(Exception):
-    """The upload was refused before it was queued; nothing is charged."""
-
-    def __init__(self, message: str, code: str, submission: Submission | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.submission = submission
-
-
-def _sha256(upload: UploadedFile) -> str:
-    digest = hashlib.sha256()
-    for chunk in upload.chunks():
-        digest.update(chunk)
-    upload.seek(0)
-    return digest.hexdigest()
-
-
-def _spool(upload: UploadedFile) -> Path:
-    with tempfile.NamedTemporaryFile(prefix="upload-", suffix=".zip", delete=False) as tmp:
-        for chunk in upload.chunks():
-            tmp.write(chunk)
-    upload.seek(0)
-    return Path(tmp.name)
-
-
-def submission_create(*, learner: User, course: Course, upload: UploadedFile) -> Submission:
-    """Accept an upload: room first, then the intake check, then quota again under a row
-    lock, store, enqueue after commit.
-
-    Raises ``SubmissionRejected``. The cheap refusals (quota, in-flight, storage) come
-    before any intake work. A zip refused at intake keeps its row (name, size, SHA-256,
-    the error; status REJECTED, not charged) but not its bytes: the learner still has
-    the file, and storing refusals let one learner fill the disk at no quota cost
-    (issue 13). A stored zip without a committed row is deleted again.
-    """
-    enrollment = Enrollment.objects.filter(user=learner, course=course).first()
-    if enrollment is None or enrollment.role != Role.LEARNER:
-        raise SubmissionRejected(
-            _("You are not enrolled in this course as a learner."), "not_enrolled"
-        )
-    if not course.is_open():
-        raise SubmissionRejected(_("This course is not accepting submissions now."), "closed")
-    if course.active_testset is None:
-        raise SubmissionRejected(
-            _("The instructors have not loaded a test set yet. Please try again later."),
-            "no_testset",
-        )
-    size = upload.size or 0
-    _check_room(enrollment, size)
-
-    spooled = _spool(upload)
-    try:
-        try:
-            report = check_archive(spooled)
-            intake_error: ScoringError | None = None
-        except ScoringError as error:
-            report, intake_error = None, error
-        legacy_refused = report is not None and report.contract == "legacy"
-        if intake_error is None and legacy_refused and not course.legacy_allowed:
-            assert report is not None  # legacy_refused says so
-            intake_error = legacy_disabled_error(report.entry)
-        submission = Submission(
-            token=secrets.token_hex(16),
-            course=course,
-            learner=learner,
-            original_name=Path(upload.name or "submission.zip").name[:300],
-            size_bytes=size,
-            sha256=_sha256(upload),
-        )
-        if intake_error is not None:
-            _mark_rejected(submission, intake_error)
-            submission.save()
-            raise SubmissionRejected(intake_error.render(_), intake_error.code, submission)
-        stored = ""
-        try:
-            with transaction.atomic():
-                # The row lock serialises this learner's uploads: count and insert atomically.
-                Enrollment.objects.select_for_update().get(pk=enrollment.pk)
-                _check_room(enrollment, size)
-                submission.entry = report.entry if report else ""
-                submission.contract = report.contract if report else ""
-                submission.frameworks = list(frameworks_in_zip(spooled))
-                submission.worker_kind = worker_kind(submission.frameworks)
-                submission.testset = course.active_testset
-                submission.archive.save("x.zip", upload, save=False)
-                stored = submission.archive.name
-                submission.save()
-                _enqueue_on_commit(submission)
-        except BaseException:
-            if stored:  # the row did not commit: neither may its zip stay
-                submission.archive.storage.delete(stored)
-            raise
-        return submission
-    finally:
-        spooled.unlink(missing_ok=True)
-
-
-def _check_room(enrollment: Enrollment, size: int) -> None:
-    """Refuse an upload of ``size`` bytes that the learner has no room for: daily quota,
-    runs in flight, stored bytes. Checked before the intake (no work for a refusal) and
-    again under the enrollment's row lock (parallel uploads)."""
-    course, learner = enrollment.course, enrollment.user
-    state = quota_state(enrollment)
-    if state.remaining <= 0:
-        raise SubmissionRejected(
-            _("You have used all %(limit)d submissions for today.") % {"limit": state.limit},
-            "quota_exhausted",
-        )
-    in_flight = Submission.objects.in_flight().filter(course=course, learner=learner).count()
-    if in_flight >= course.max_in_flight:
-        raise SubmissionRejected(
-            _("Please wait until your previous submission has been scored."), "in_flight"
-        )
-    limit = settings.KATAKANA_LEARNER_STORAGE_MB * 1024 * 1024
-    if limit:
-        stored = Submission.objects.filter(learner=learner).exclude(archive="")
-        used = stored.aggregate(total=Sum("size_bytes"))["total"] or 0
-        if used + size > limit:
-            raise SubmissionRejected(
-                _(
-                    "Your stored submissions take %(used_mb)d MB, and this file would pass "
-                    "the limit of %(limit_mb)d MB per learner. Ask your instructors to "
-                    "remove old submissions."
-                )
-                % {"used_mb": used // (1024 * 1024), "limit_mb": limit // (1024 * 1024)},
-                "storage_full",
-            )
-
-
-def _mark_rejected(submission: Submission, error: ScoringError) -> None:
-    submission.status = Status.REJECTED
-    submission.phase = Phase.DONE
-    submission.charged = False
-    submission.error_class = error.error_class.value
-    submission.error_code = error.code
-    submission.error_message = error.message
-    submission.error_params = error.params
-    submission.detail = error.detail
-    submission.finished_at = timezone.now()
-
-
-def _enqueue_on_commit(
-    submission: Submission, *, stamp: bool = True, countdown: float = 0.0
-) -> None:
-    """Publish a scoring message once the surrounding transaction commits.
-
-    The message is only a wake-up call: whichever worker takes it claims the fairest
-    QUEUED submission (``submission_claim``), so a lost message strands nothing as long
-    as the sweeper tops the queue up, and a duplicate finds nothing left to claim. The
-    publish is ``robust``: Redis being down must not turn a committed upload into an
-    error page; the sweeper publishes the missing message later. ``stamp`` sets
-    ``enqueued_at`` (first enqueue, rescore); a retry keeps its place in the order.
-    """
-    if stamp:
-        Submission.objects.filter(pk=submission.pk).update(enqueued_at=timezone.now())
-    pk, kind = submission.pk, submission.worker_kind
-    transaction.on_commit(
-        lambda: publish_score_message(pk, kind=kind, countdown=countdown), robust=True
-    )
-
-
-def publish_score_message(hint_id: int, *, kind: str, countdown: float = 0.0) -> None:
-    from server.submissions.tasks import score_next
-
-    score_next.apply_async((hint_id,), queue=routing.queue_for(kind), countdown=countdown or None)
-
-
-# ---------------------------------------------------------------------------
-# Worker side
 
 
 def _lease(seconds: float | None = None) -> dt.datetime:
@@ -341,7 +161,7 @@ def submission_record_outcome(submission: Submission, outcome: ScoreOutcome) -> 
         # A final verdict that is not the learner's fault (legacy_untraceable) refunds.
         fresh.charged = fresh.charged and (error is None or error.error_class.charged_to_learner)
         fresh.save(update_fields=[*RESULT_FIELDS, "charged"])
-        _outbox_on_commit(fresh, previous_accuracy=previous_accuracy)
+        emails.outbox_create(fresh, previous_accuracy=previous_accuracy)
     return True
 
 
@@ -370,7 +190,7 @@ def submission_record_infrastructure_failure(submission: Submission, detail: str
             # On a QUEUED row the lease is the end of the back-off: not claimable before.
             fresh.lease_until = _lease(delay)
             fresh.save(update_fields=["status", "phase", "detail", "lease_until"])
-            _enqueue_on_commit(fresh, stamp=False, countdown=delay)
+            routing.enqueue_on_commit(fresh, stamp=False, countdown=delay)
             return Status.QUEUED
         fresh.status = Status.ERROR
         fresh.phase = Phase.DONE
@@ -389,14 +209,8 @@ def submission_record_infrastructure_failure(submission: Submission, detail: str
                 "error_code", "error_message", "error_params", "finished_at",
             ]
         )  # fmt: skip
-        _outbox_on_commit(fresh)
+        emails.outbox_create(fresh)
         return Status.ERROR
-
-
-def _outbox_on_commit(submission: Submission, *, previous_accuracy: float | None = None) -> None:
-    from server.submissions.emails import outbox_create
-
-    outbox_create(submission, previous_accuracy=previous_accuracy)
 
 
 def submission_rescore(submission: Submission) -> bool:
@@ -421,7 +235,7 @@ def submission_rescore(submission: Submission) -> bool:
         )
         if updated:
             submission.refresh_from_db()
-            _enqueue_on_commit(submission)
+            routing.enqueue_on_commit(submission)
     return bool(updated)
 
 
