@@ -86,7 +86,8 @@ def run_burst(
     """
     from django.conf import settings
 
-    from server.submissions.models import OutboxEmail, Status, Submission
+    from server.outbox.models import OutboxEmail
+    from server.submissions.models import Status, Submission
     from tests.lifecycle import chaos
     from tests.workers import RUN_PREFIX, celery_worker, flush_broker, wait_until
 

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "server.accounts",
     "server.courses",
     "server.submissions",
+    "server.outbox",
     "server.api",
     "server.ops",
     "server.guide",

@@ -40,7 +40,8 @@ def test_an_upload_is_scored_in_docker_stored_shown_and_emailed(
     demo_course, client, settings, tmp_path
 ):  # type: ignore[no-untyped-def]
     require_docker()
-    from server.submissions.models import OutboxEmail, Status, Submission
+    from server.outbox.models import OutboxEmail
+    from server.submissions.models import Status, Submission
 
     course, learner = demo_course
     settings.KATAKANA_SANDBOX_BACKEND = "docker"

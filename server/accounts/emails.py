@@ -3,8 +3,9 @@ an existing account that an instructor added to a course, and the password-reset
 
 Rendered in the recipient's language (``User.language_in_use``), from
 subject / text / HTML templates under ``templates/emails/``, when the email is sent.
-Both go through the email outbox (``server.submissions.emails``): a lost task message or
-an SMTP outage delays them, never drops them.
+All go through the email outbox (``server.outbox``): a lost task message or an SMTP
+outage delays them, never drops them. ``register_emails`` tells the outbox how each
+kind is made and when it is no longer wanted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from django.utils.http import urlsafe_base64_encode
 from server.accounts.models import User
 from server.accounts.tokens import invitation_token_generator
 from server.courses.models import Course
-from server.submissions.emails import render_email
+from server.outbox.models import EmailKind, OutboxEmail
+from server.outbox.services import recipient_email_create, register, render_email
 
 
 def invitation_link(user: User) -> str:
@@ -96,3 +98,55 @@ def _message(
         context=lambda: {"user": user, **context()},
         headers={"Content-Language": language},
     )
+
+
+def invitation_outbox_create(*, user: User, course: Course, invited_by: User | None) -> OutboxEmail:
+    """The invitation owed to ``user`` for ``course``: a pending one is reused, not doubled."""
+    return recipient_email_create(EmailKind.INVITATION, user, course=course, invited_by=invited_by)
+
+
+def enrolment_outbox_create(*, user: User, course: Course, invited_by: User | None) -> OutboxEmail:
+    """The notice owed to an existing account that was added to ``course``."""
+    return recipient_email_create(EmailKind.ENROLMENT, user, course=course, invited_by=invited_by)
+
+
+def password_reset_outbox_create(*, user: User) -> OutboxEmail:
+    """The reset email owed to ``user``: a pending one is reused (its link is made when it
+    is sent, so a send delayed by an SMTP outage still carries a fresh token)."""
+    return recipient_email_create(EmailKind.PASSWORD_RESET, user)
+
+
+def _invitation(email: OutboxEmail) -> EmailMultiAlternatives:
+    assert email.recipient is not None and email.course is not None  # the database's check
+    return invitation_message(
+        user=email.recipient, course=email.course, invited_by=email.invited_by
+    )
+
+
+def _enrolment(email: OutboxEmail) -> EmailMultiAlternatives:
+    assert email.recipient is not None and email.course is not None
+    return enrolment_message(user=email.recipient, course=email.course, invited_by=email.invited_by)
+
+
+def _password_reset(email: OutboxEmail) -> EmailMultiAlternatives:
+    assert email.recipient is not None
+    return password_reset_message(user=email.recipient)
+
+
+def _still_invited(email: OutboxEmail) -> bool:
+    """An invitation whose learner has meanwhile set a password, or was deactivated, is
+    not sent."""
+    user = email.recipient
+    return user is not None and user.is_active and not user.has_usable_password()
+
+
+def _active(email: OutboxEmail) -> bool:
+    """No account email goes to a deactivated user."""
+    return email.recipient is not None and email.recipient.is_active
+
+
+def register_emails() -> None:
+    """Tell the outbox how account emails are made (``AccountsConfig.ready``)."""
+    register(EmailKind.INVITATION, build=_invitation, needed=_still_invited)
+    register(EmailKind.ENROLMENT, build=_enrolment, needed=_active)
+    register(EmailKind.PASSWORD_RESET, build=_password_reset, needed=_active)

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.utils.translation import gettext_lazy as _
 
+from server.accounts.emails import password_reset_outbox_create
 from server.accounts.imports import MAX_CSV_BYTES
 from server.accounts.models import Language, User
 
@@ -105,6 +106,4 @@ class AccountPasswordResetForm(PasswordResetForm):
     ) -> None:
         # Queued, not sent here: Django's own send_mail logs an SMTP failure and drops
         # the email. The outbox retries it, and renders it (with a fresh link) when sent.
-        from server.submissions.emails import password_reset_outbox_create
-
         password_reset_outbox_create(user=context["user"])

@@ -31,10 +31,10 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from server.accounts.emails import enrolment_outbox_create, invitation_outbox_create
 from server.accounts.models import User
 from server.courses.models import Course, Enrollment, Role
-from server.submissions.emails import enrolment_outbox_create, invitation_outbox_create
-from server.submissions.models import EmailKind, OutboxEmail
+from server.outbox.models import EmailKind, OutboxEmail
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 5000

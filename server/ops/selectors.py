@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from server.submissions.models import OutboxEmail, Status, Submission
+from server.outbox.models import OutboxEmail
+from server.submissions.models import Status, Submission
 
 
 @dataclass(frozen=True)

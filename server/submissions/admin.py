@@ -1,11 +1,6 @@
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.contrib import admin
 
-from server.submissions.emails import outbox_retry
-from server.submissions.models import OutboxEmail, Submission
+from server.submissions.models import Submission
 
 
 @admin.register(Submission)
@@ -14,24 +9,3 @@ class SubmissionAdmin(admin.ModelAdmin):
     list_filter = ("course", "status", "contract", "self_reported", "untrusted")
     search_fields = ("learner__email", "original_name", "sha256")
     readonly_fields = [f.name for f in Submission._meta.fields]
-
-
-@admin.register(OutboxEmail)
-class OutboxEmailAdmin(admin.ModelAdmin):
-    list_display = (
-        "pk", "kind", "to", "submission", "generation", "course", "sent_at", "attempts", "skipped"
-    )  # fmt: skip
-    list_filter = ("kind", "skipped", ("sent_at", admin.EmptyFieldListFilter))
-    search_fields = ("to",)
-    readonly_fields = [f.name for f in OutboxEmail._meta.fields]
-    actions = ["send_again"]
-
-    @admin.action(description=_("Send again (unsent emails only, with a fresh attempt budget)"))
-    def send_again(self, request: HttpRequest, queryset: QuerySet[OutboxEmail]) -> None:
-        count = outbox_retry(OutboxEmail.objects.filter(pk__in=queryset.values("pk")))
-        self.message_user(
-            request,
-            ngettext("%(n)d email queued to be sent.", "%(n)d emails queued to be sent.", count)
-            % {"n": count},
-            messages.SUCCESS,
-        )

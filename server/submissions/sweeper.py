@@ -8,7 +8,8 @@ the sweeper (beat task ``submissions.sweep``):
 2. tops the scoring queue up: a scoring message is a fungible wake-up call, so when
    fewer messages wait in the broker than claimable QUEUED submissions (Redis restarted
    without its data, a publish lost while Redis was down), it publishes the difference;
-3. re-sends emails whose send task was lost or whose retries stopped early;
+3. re-sends emails whose send task was lost or whose retries stopped early
+   (``server.outbox.services.resend_lost``);
 4. reaps orphan sandboxes (``runs.reap_orphans``): ours whose attempt is no longer the
    live one, with their run directories (and /out mounts) and dead warm pools' directories;
 5. removes what killed processes left on this host's disk (``server/ops/leftovers.py``).
@@ -27,12 +28,12 @@ from typing import TypeVar
 
 import redis
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from server.ops.leftovers import remove_leftovers_now_and_then
+from server.outbox.services import resend_lost
 from server.submissions import lifecycle, routing, runs
-from server.submissions.models import OutboxEmail, Status, Submission
+from server.submissions.models import Status, Submission
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,7 +55,7 @@ def sweep(*, now: dt.datetime | None = None, reap: bool = True) -> SweepReport:
     reclaimed = _guarded("reclaim", lambda: _reclaim_expired_leases(now), (0, 0))
     report.reclaimed, report.abandoned = reclaimed
     report.requeued = _guarded("top up", lambda: _top_up_messages(now), 0)
-    report.emails = _guarded("emails", lambda: _resend_unsent_emails(now), 0)
+    report.emails = _guarded("emails", lambda: resend_lost(now), 0)
     if reap:
         report.reaped = runs.reap_orphans()
     report.leftovers = _guarded("leftovers", remove_leftovers_now_and_then, 0)
@@ -112,24 +113,3 @@ def _top_up_messages(now: dt.datetime) -> int:
             routing.publish_score_message(pk, kind=kind)
             published += 1
     return published
-
-
-def _resend_unsent_emails(now: dt.datetime) -> int:
-    from server.submissions.tasks import send_outbox_email
-
-    grace = dt.timedelta(seconds=settings.KATAKANA_REQUEUE_GRACE_SECONDS)
-    # A failed send holds its claim until its retry is due; past that plus the grace, the
-    # retry message was lost. Rows at the attempt ceiling are left to the operator.
-    pending = (
-        OutboxEmail.objects.still_tried()
-        .filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now - grace),
-            created_at__lt=now - grace,
-        )
-        .values_list("pk", flat=True)
-    )
-    count = 0
-    for pk in pending:
-        send_outbox_email.delay(pk)
-        count += 1
-    return count

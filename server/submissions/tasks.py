@@ -17,7 +17,7 @@ from celery.exceptions import Reject
 from django.conf import settings
 
 from server.ops import liveness
-from server.submissions import emails, scoring, sweeper
+from server.submissions import scoring, sweeper
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +38,6 @@ def score_next(self: Any, hint_id: int) -> str:
         liveness.mark("sandbox", ok=False, detail=str(exc))  # /healthz says why
         time.sleep(settings.KATAKANA_RETRY_SECONDS)
         raise Reject(str(exc), requeue=True) from exc
-
-
-@shared_task(name="submissions.send_outbox_email", bind=True, max_retries=None)
-def send_outbox_email(self: Any, outbox_id: int) -> str:
-    # The ceiling lives in the row (OutboxEmail.attempts < KATAKANA_EMAIL_MAX_ATTEMPTS),
-    # not in Celery's retry count, so a lost retry message and the sweeper's re-send
-    # share one budget.
-    try:
-        return emails.outbox_send(outbox_id)
-    except emails.EmailDeferred as deferred:
-        raise self.retry(countdown=deferred.seconds) from deferred
 
 
 @shared_task(name="submissions.sweep", ignore_result=True)

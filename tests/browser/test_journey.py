@@ -254,8 +254,8 @@ def test_an_english_learner_stays_in_english_through_login_pages_and_the_result_
     live_server, course, learner
 ):
     sync_api = pytest.importorskip("playwright.sync_api")
-    from server.submissions.emails import build_message
-    from server.submissions.models import EmailKind, OutboxEmail
+    from server.outbox.models import EmailKind, OutboxEmail
+    from server.outbox.services import build_message
     from tests.factories import make_submission
 
     scored = make_submission(course, learner, accuracy=0.99, with_metrics=True)

@@ -80,7 +80,7 @@ class Lifecycle:
         return not Submission.objects.in_flight().filter(course=self.course).exists()
 
     def emails_sent(self) -> bool:
-        from server.submissions.models import OutboxEmail
+        from server.outbox.models import OutboxEmail
 
         return not OutboxEmail.objects.filter(
             submission__course=self.course, sent_at__isnull=True, skipped=False
@@ -89,7 +89,8 @@ class Lifecycle:
     def assert_settled(self, *, mailed: list[str] | None = None) -> None:
         """Every submission terminal, one outbox row and one sent email each, the quota
         charged for learner verdicts only, no sandbox left running."""
-        from server.submissions.models import OutboxEmail, Status, Submission
+        from server.outbox.models import OutboxEmail
+        from server.submissions.models import Status, Submission
 
         submissions = list(Submission.objects.filter(course=self.course).select_related("learner"))
         assert submissions

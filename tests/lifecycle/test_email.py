@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_smtp_down_then_up_ends_with_exactly_one_email_per_result(lifecycle) -> None:  # type: ignore[no-untyped-def]
-    from server.submissions.models import OutboxEmail
+    from server.outbox.models import OutboxEmail
 
     smtp = chaos.SmtpServer()
     env = lifecycle.env(
@@ -51,8 +51,10 @@ def test_smtp_down_then_up_ends_with_exactly_one_email_per_result(lifecycle) -> 
 
 def test_a_send_that_keeps_failing_stops_at_the_attempt_ceiling(lifecycle, settings) -> None:  # type: ignore[no-untyped-def]
     """In-process: the ceiling is counted in the row, and the sweeper respects it."""
+    from server.outbox import services as outbox
+    from server.outbox.models import OutboxEmail
     from server.submissions import emails
-    from server.submissions.models import OutboxEmail, Status, Submission
+    from server.submissions.models import Status, Submission
     from server.submissions.sweeper import sweep
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -68,8 +70,8 @@ def test_a_send_that_keeps_failing_stops_at_the_attempt_ceiling(lifecycle, setti
     for _ in range(5):
         time.sleep(0.05)  # past the back-off
         try:
-            results.append(emails.outbox_send(email.pk))
-        except emails.EmailDeferred:
+            results.append(outbox.outbox_send(email.pk))
+        except outbox.EmailDeferred:
             results.append("deferred")
     assert results == ["deferred", "deferred", "gave-up", "not-claimed", "not-claimed"]
     email.refresh_from_db()
@@ -85,6 +87,7 @@ def test_a_send_that_keeps_failing_stops_at_the_attempt_ceiling(lifecycle, setti
 def test_a_permanent_refusal_gives_up_at_once_and_says_why(  # type: ignore[no-untyped-def]
     lifecycle, settings, rcpt_reply: bytes, expected: list[str]
 ) -> None:
+    from server.outbox import services as outbox
     from server.submissions import emails
     from server.submissions.models import Status, Submission
 
@@ -99,8 +102,8 @@ def test_a_permanent_refusal_gives_up_at_once_and_says_why(  # type: ignore[no-u
     email = emails.outbox_create(submission)
     try:
         try:
-            results = [emails.outbox_send(email.pk)]
-        except emails.EmailDeferred:
+            results = [outbox.outbox_send(email.pk)]
+        except outbox.EmailDeferred:
             results = ["deferred"]
     finally:
         smtp.stop()
@@ -117,17 +120,40 @@ def test_an_email_that_cannot_be_made_gives_up_at_once(  # type: ignore[no-untyp
 ) -> None:
     from django.template import TemplateSyntaxError
 
+    from server.outbox import services as outbox
     from server.submissions import emails
     from server.submissions.models import Status, Submission
 
-    def broken(_email: object) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
         raise TemplateSyntaxError("Invalid block tag 'endblocktrans'")
 
-    monkeypatch.setattr(emails, "build_message", broken)
+    monkeypatch.setattr(emails, "render_email", broken)
     submission = lifecycle.submit()
     Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
     submission.refresh_from_db()
     email = emails.outbox_create(submission)
-    assert emails.outbox_send(email.pk) == "gave-up"
+    assert outbox.outbox_send(email.pk) == "gave-up"
     email.refresh_from_db()
     assert email.given_up and email.last_error.startswith("permanent (the email could not be made)")
+
+
+def test_an_email_of_a_kind_no_app_registers_gives_up_at_once_and_says_which(  # type: ignore[no-untyped-def]
+    lifecycle, monkeypatch
+) -> None:
+    # The outbox knows no kind itself: the owning app registers it (AppConfig.ready). A row
+    # whose kind nobody registers any more is a permanent fault, not ten retries.
+    from server.outbox import services as outbox
+    from server.submissions import emails
+    from server.submissions.models import Status, Submission
+
+    monkeypatch.delitem(outbox._HANDLERS, "result")
+    submission = lifecycle.submit()
+    Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
+    submission.refresh_from_db()
+    email = emails.outbox_create(submission)
+    assert outbox.outbox_send(email.pk) == "gave-up"
+    email.refresh_from_db()
+    assert email.given_up and email.sent_at is None
+    assert email.last_error == (
+        "permanent (the email could not be made): no app registered emails of kind 'result'"
+    )

@@ -17,8 +17,9 @@ from scorer.errors import ErrorClass, ScoringError
 from scorer.legacy import UNTRACED_CODE
 from scorer.pipeline import ScoreOutcome
 from server.ops import selectors as ops_selectors
+from server.outbox.models import OutboxEmail
 from server.submissions import lifecycle, selectors
-from server.submissions.models import OutboxEmail, Status, Submission
+from server.submissions.models import Status, Submission
 from tests.conftest import _enrol
 
 

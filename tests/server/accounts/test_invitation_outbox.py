@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from server.accounts.imports import learners_import, pending_invitations
 from server.accounts.models import User
+from server.outbox.models import EmailKind, OutboxEmail
+from server.outbox.services import outbox_send
 from server.submissions import sweeper
-from server.submissions.emails import outbox_send
-from server.submissions.models import EmailKind, OutboxEmail
 
 CODE = "dl_test_2026"
 
@@ -89,7 +89,7 @@ def test_resending_reuses_a_pending_invitation_instead_of_doubling_it(course):  
 def test_a_failed_invitation_keeps_its_error_and_is_retried(  # type: ignore[no-untyped-def]
     course, monkeypatch: pytest.MonkeyPatch
 ):
-    from server.submissions import emails
+    from server.outbox import services as outbox
 
     import_list(course, f"A,a@example.com,{CODE}\n")
     (row,) = invitations()
@@ -98,7 +98,7 @@ def test_a_failed_invitation_keeps_its_error_and_is_retried(  # type: ignore[no-
         raise smtplib.SMTPServerDisconnected("connection unexpectedly closed")
 
     monkeypatch.setattr("django.core.mail.EmailMultiAlternatives.send", refused)
-    with pytest.raises(emails.EmailDeferred):
+    with pytest.raises(outbox.EmailDeferred):
         outbox_send(row.pk)
     monkeypatch.undo()
 

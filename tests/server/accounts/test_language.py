@@ -9,8 +9,8 @@ from django.urls import reverse
 
 from server.accounts.emails import enrolment_message, invitation_message, password_reset_message
 from server.accounts.models import User
-from server.submissions.emails import build_message
-from server.submissions.models import EmailKind, OutboxEmail
+from server.outbox.models import EmailKind, OutboxEmail
+from server.outbox.services import build_message
 from tests.factories import make_submission
 
 

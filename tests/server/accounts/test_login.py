@@ -10,7 +10,7 @@ from django.core import mail
 from django.urls import reverse
 
 from server.accounts.models import User
-from server.submissions.models import OutboxEmail
+from server.outbox.models import OutboxEmail
 
 PASSWORD = "pw-learner@example.com"  # set by the learner fixture
 
@@ -114,7 +114,7 @@ def test_the_reset_pages_render_in_english_and_japanese(client, db):  # type: ig
 def test_a_reset_email_survives_an_smtp_outage_and_its_link_is_made_when_sent(  # type: ignore[no-untyped-def]
     client, learner, monkeypatch
 ):
-    from server.submissions.emails import EmailDeferred, outbox_send
+    from server.outbox.services import EmailDeferred, outbox_send
 
     # The request queues the email (no SMTP in the request: the page never depends on it).
     response = client.post(reverse("password_reset"), {"email": learner.email})
@@ -148,7 +148,7 @@ def test_a_reset_email_survives_an_smtp_outage_and_its_link_is_made_when_sent(  
 def test_a_reset_email_to_an_account_deactivated_before_it_went_out_is_not_sent(  # type: ignore[no-untyped-def]
     client, learner
 ):
-    from server.submissions.emails import outbox_send
+    from server.outbox.services import outbox_send
 
     client.post(reverse("password_reset"), {"email": learner.email})
     learner.is_active = False

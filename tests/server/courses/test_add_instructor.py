@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from server.accounts.models import User
 from server.courses.models import Enrollment, Role
-from server.submissions.models import EmailKind, OutboxEmail
+from server.outbox.models import EmailKind, OutboxEmail
 
 
 def run(*args: str) -> str:

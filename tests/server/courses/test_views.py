@@ -385,7 +385,7 @@ def test_a_congested_queue_shows_a_banner(client, course, instructor, learner):
 def test_emails_stuck_in_the_outbox_show_instructors_a_banner_with_the_smtp_error(
     client, course, instructor, learner
 ):
-    from server.submissions.models import OutboxEmail
+    from server.outbox.models import OutboxEmail
 
     leaderboard = reverse("leaderboard", args=[course.code])
     _login(client, instructor)

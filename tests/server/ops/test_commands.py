@@ -213,7 +213,7 @@ def test_resend_emails_sends_what_the_outbox_gave_up_on_and_nothing_already_sent
     from django.core import mail
     from django.utils import timezone
 
-    from server.submissions.models import OutboxEmail
+    from server.outbox.models import OutboxEmail
 
     ceiling = settings.KATAKANA_EMAIL_MAX_ATTEMPTS
     given_up = OutboxEmail.objects.create(
@@ -252,7 +252,7 @@ def test_the_admin_action_sends_a_given_up_email_again(  # type: ignore[no-untyp
     from django.urls import reverse
 
     from server.accounts.models import User
-    from server.submissions.models import OutboxEmail
+    from server.outbox.models import OutboxEmail
 
     email = OutboxEmail.objects.create(
         submission=make_submission(), generation=1, kind="result", to="a@example.com",
@@ -263,7 +263,7 @@ def test_the_admin_action_sends_a_given_up_email_again(  # type: ignore[no-untyp
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            reverse("admin:submissions_outboxemail_changelist"),
+            reverse("admin:outbox_outboxemail_changelist"),
             {"action": "send_again", "_selected_action": [email.pk]},
             follow=True,
         )

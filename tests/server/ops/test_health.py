@@ -95,7 +95,7 @@ def _owe_email(submission, *, minutes_old: float = 0, attempts: int = 0, error: 
 
     from django.utils import timezone
 
-    from server.submissions.models import OutboxEmail
+    from server.outbox.models import OutboxEmail
 
     email = OutboxEmail.objects.create(
         submission=submission,

@@ -18,7 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from server.ops import liveness
-from server.submissions.models import OutboxEmail, Status
+from server.outbox.models import OutboxEmail
+from server.submissions.models import Status
 from server.submissions.selectors import queue_health
 
 TOKEN = "ops-scoring-token"

@@ -11,8 +11,9 @@ from django.urls import reverse
 
 from server.accounts.tokens import api_token_create
 from server.courses.models import Course
-from server.submissions.emails import build_message
-from server.submissions.models import EmailKind, OutboxEmail, Status, Submission
+from server.outbox.models import EmailKind, OutboxEmail
+from server.outbox.services import build_message
+from server.submissions.models import Status, Submission
 from tests.factories import make_submission
 
 DETAIL = "Traceback: label-7f3a leaked through detail"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from scorer.errors import ErrorClass, ScoringError
 from scorer.pipeline import ScoreOutcome
+from server.outbox.models import OutboxEmail
+from server.outbox.services import build_message
 from server.submissions import lifecycle
-from server.submissions.emails import build_message
-from server.submissions.models import OutboxEmail, Status, Submission
+from server.submissions.models import Status, Submission
 from tests.factories import make_submission
 
 

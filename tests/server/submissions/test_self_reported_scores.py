@@ -10,8 +10,9 @@ from django.urls import reverse
 
 from server.accounts.tokens import api_token_create
 from server.courses.models import Course
-from server.submissions.emails import build_message
-from server.submissions.models import EmailKind, OutboxEmail, Submission
+from server.outbox.models import EmailKind, OutboxEmail
+from server.outbox.services import build_message
+from server.submissions.models import Submission
 from tests.factories import make_submission
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.urls import reverse
 
 from server.accounts.tokens import api_token_create
-from server.submissions.emails import build_message
-from server.submissions.models import EmailKind, OutboxEmail
+from server.outbox.models import EmailKind, OutboxEmail
+from server.outbox.services import build_message
 from tests.factories import make_submission, real_metrics
 
 

@@ -236,7 +236,7 @@ def test_the_pages_speak_japanese_by_default(client, course, learner):
 
 
 def test_the_result_page_says_whether_the_result_email_went_out(client, course, learner):
-    from server.submissions.models import OutboxEmail
+    from server.outbox.models import OutboxEmail
 
     submission = make_submission(course, learner, accuracy=0.5)
     _login(client, learner)

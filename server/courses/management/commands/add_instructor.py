@@ -14,10 +14,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import transaction
 
+from server.accounts.emails import invitation_outbox_create
 from server.accounts.models import User
 from server.courses.models import Course, Role
 from server.courses.services import enrollment_create
-from server.submissions.emails import invitation_outbox_create
 
 
 class Command(BaseCommand):

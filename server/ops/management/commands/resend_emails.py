@@ -7,8 +7,8 @@ manage.py resend_emails --dry-run  # only say how many, by kind
 from django.core.management.base import BaseCommand
 from django.db.models import Count
 
-from server.submissions.emails import outbox_retry
-from server.submissions.models import OutboxEmail
+from server.outbox.models import OutboxEmail
+from server.outbox.services import outbox_retry
 
 
 class Command(BaseCommand):
