@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from server.celery import app
 from server.ops.broker import broker_redis
 from server.ops.liveness import last_seen
 from server.ops.selectors import OutboxStats, outbox_stats, queue_stats
@@ -52,8 +53,6 @@ def check_broker() -> dict[str, Any]:
 
 def check_workers(timeout: float = WORKER_PING_TIMEOUT_SECONDS) -> dict[str, Any]:
     """Celery workers that answered a broadcast ping within ``timeout`` seconds."""
-    from server.celery import app
-
     try:
         replies = app.control.ping(timeout=timeout)
     except Exception as exc:  # the broker being down is already reported by check_broker

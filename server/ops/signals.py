@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 from celery.signals import task_postrun
 
 from server.ops.metrics import record_score_task
+from server.submissions.routing import SCORE_TASK
 
-SCORE_TASK_NAME = "submissions.score_submission"
+# The submission the scoring task actually claimed (``scoring.run_scoring`` sets it): the
+# fair claim may choose another row than the message's hint.
+CLAIMED_SUBMISSION: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "claimed_submission", default=None
+)
 
 
 @task_postrun.connect(dispatch_uid="katakana-ops-score-metrics")
@@ -19,10 +25,8 @@ def count_score_task(
     retval: Any = None,
     **_: Any,
 ) -> None:
-    if getattr(sender, "name", None) != SCORE_TASK_NAME:
+    if getattr(sender, "name", None) != SCORE_TASK:
         return
-    from server.submissions.scoring import CLAIMED_SUBMISSION
-
     # The row the task claimed, which the fair claim may have chosen over the message's.
     claimed = CLAIMED_SUBMISSION.get()
     CLAIMED_SUBMISSION.set(None)

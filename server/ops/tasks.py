@@ -18,6 +18,7 @@ from celery import shared_task
 from django.conf import settings
 
 from server.ops.broker import KEY_PREFIX, broker_redis
+from server.ops.services import verify_active_testsets
 
 WHOAMI_TASK = "ops.whoami"
 REPLY_PREFIX = KEY_PREFIX + "whoami:"
@@ -45,8 +46,6 @@ def whoami(self: Any, reply_id: str, verify_testsets: bool = False) -> dict[str,
         "sandbox_image": settings.KATAKANA_SANDBOX_IMAGE,
     }
     if verify_testsets:
-        from server.ops.services import verify_active_testsets
-
         answer["testsets"] = [check.as_dict() for check in verify_active_testsets()]
     key = reply_key(reply_id)
     client = broker_redis()

@@ -14,6 +14,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from server.courses.models import Course, Enrollment
+from server.submissions.models import Submission
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,6 @@ class QuotaState:
 
 
 def quota_state(enrollment: Enrollment, now: dt.datetime | None = None) -> QuotaState:
-    from server.submissions.models import Submission
-
     course: Course = enrollment.course
     start, end = course.day_bounds(now)
     used = (

@@ -11,7 +11,6 @@ down never takes a submission (``WorkerUnhealthy``), it hands the message back.
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import logging
 import socket
@@ -29,14 +28,11 @@ from sandbox.base import InfrastructureError, Limits, SandboxBackend
 from sandbox.gpu import gpu_health
 from scorer.pipeline import ScoreConfig, ScoreOutcome, score_zip
 from server.ops import liveness
+from server.ops.signals import CLAIMED_SUBMISSION
 from server.submissions import intake, lifecycle, runs
 from server.submissions.models import Status, Submission
 
 log = logging.getLogger(__name__)
-# The submission this task actually claimed (read by the ops metrics' task_postrun hook).
-CLAIMED_SUBMISSION: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "claimed_submission", default=None
-)
 T = TypeVar("T")
 
 # How long a worker keeps retrying one database write before it gives up (the task then

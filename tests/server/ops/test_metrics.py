@@ -79,7 +79,7 @@ def test_metrics_report_queue_length_and_oldest_queued_age(
 def test_metrics_count_unsent_and_failed_emails(
     client, token, metrics_key, make_submission, settings
 ) -> None:
-    from server.submissions.models import OutboxEmail
+    from server.outbox.models import OutboxEmail
 
     for attempts in (0, 2, settings.KATAKANA_EMAIL_MAX_ATTEMPTS):
         submission = make_submission()
@@ -147,7 +147,7 @@ def test_a_finished_scoring_task_counts_its_verdict_and_run_duration(
 def test_a_task_whose_fair_claim_picked_another_row_counts_that_rows_verdict(
     client, token, metrics_key, make_submission
 ) -> None:
-    from server.submissions.scoring import CLAIMED_SUBMISSION
+    from server.ops.signals import CLAIMED_SUBMISSION
 
     named = make_submission(status=Status.QUEUED)
     ran = make_submission(status=Status.FAILED, error_class="wrong_output")
