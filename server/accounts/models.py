@@ -49,6 +49,11 @@ class Language(models.TextChoices):
     EN = "en", "English"
 
 
+def shown_name(display_name: str, email: str) -> str:
+    """What pages call a user (``User.name``): the display name, else the address's local part."""
+    return display_name or email.split("@")[0]
+
+
 class User(AbstractUser):
     username = None  # type: ignore[assignment]
     email = models.EmailField(_("email address"), unique=True)
@@ -70,7 +75,7 @@ class User(AbstractUser):
 
     @property
     def name(self) -> str:
-        return self.display_name or self.email.split("@")[0]
+        return shown_name(self.display_name, self.email)
 
     @property
     def language_in_use(self) -> str:

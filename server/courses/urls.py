@@ -14,6 +14,7 @@ urlpatterns = [
         views.rescore_one,
         name="submission_rescore",
     ),
+    path("courses/<slug:code>/cohort/", views.cohort_page, name="course_cohort"),
     path("courses/<slug:code>/similar/", views.similar_submissions, name="similar_submissions"),
     path("courses/<slug:code>/settings/", views.course_settings, name="course_settings"),
     path("courses/<slug:code>/testset/", views.testset_upload, name="course_testset"),

@@ -65,15 +65,76 @@ def leaderboard(request: HttpRequest, code: str) -> HttpResponse:
         if scored
         else None
     )
+    search, passed = request.GET.get("q", "")[:200], request.GET.get("passed", "")
+    sort = request.GET.get("sort", "rank")
+    listed = selectors.leaderboard_view(rows, search=search, passed=passed, sort=sort)
+    page = Paginator(listed, LEADERBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         **instructor_nav(course, "leaderboard"),
         "rows": rows,
+        "page": page,
+        "shown": len(listed),
+        "search": search,
+        "pass_filter": passed,
+        "sort": sort,
+        "columns": _leaderboard_columns(request, sort),
+        "query": query.urlencode(),
         "passed": sum(r.passed for r in rows),
         "distribution_chart": distribution,
         "grant_form": QuotaGrantForm(),
-        **_cohort_context(course, learners=len(rows)),
     }
     return render(request, "courses/leaderboard.html", context)
+
+
+@login_required
+def cohort_page(request: HttpRequest, code: str) -> HttpResponse:
+    """Who has passed by when, and what the class confuses, on a tab of its own."""
+    course = selectors.course_for_instructor(request.user, code)
+    learners = Enrollment.objects.filter(course=course, role=Role.LEARNER).count()
+    context = {**instructor_nav(course, "cohort"), **_cohort_context(course, learners=learners)}
+    return render(request, "courses/cohort.html", context)
+
+
+# Rows per leaderboard page: a page renders in well under 100 ms (python -m bench web).
+LEADERBOARD_PAGE_SIZE = 50
+
+
+def _leaderboard_columns(request: HttpRequest, sort: str) -> list[dict[str, object]]:
+    """The table's headers: each a link that sorts by it (again: the other way)."""
+    columns = [
+        ("rank", "#", False),
+        ("name", _("Learner"), False),
+        ("best", _("Best"), True),
+        ("latest", _("Latest"), True),
+        ("passed", _("Passed"), False),
+        ("submissions", _("Submissions"), True),
+        ("last", _("Last activity"), False),
+        ("today", _("Today"), True),
+    ]
+    # Scores, counts and dates read best from the top down; names and ranks from A / 1.
+    first_descending = {"best", "latest", "passed", "submissions", "last", "today"}
+    result = []
+    for key, label, numeric in columns:
+        current = sort.lstrip("-") == key
+        descending = sort.startswith("-")
+        if current:
+            following = key if descending else f"-{key}"
+        else:
+            following = f"-{key}" if key in first_descending else key
+        query = request.GET.copy()
+        query.pop("page", None)
+        query["sort"] = following
+        result.append(
+            {
+                "label": label,
+                "numeric": numeric,
+                "href": f"?{query.urlencode()}",
+                "aria_sort": ("descending" if descending else "ascending") if current else "",
+            }
+        )
+    return result
 
 
 def _cohort_context(course: Course, *, learners: int) -> dict[str, object]:

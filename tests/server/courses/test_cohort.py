@@ -50,15 +50,15 @@ def test_the_cohort_confusion_adds_up_each_learners_best_counting_submission(
     assert all(c.true_label != c.predicted_label for c in worst)
 
 
-def test_the_leaderboard_shows_the_cohort_to_instructors(client, course, instructor, learner):
+def test_the_cohort_tab_shows_the_cohort_to_instructors(client, course, instructor, learner):
     make_submission(course, learner, accuracy=0.99, metrics=real_metrics(0.99))
     client.force_login(instructor)
-    page = client.get(reverse("leaderboard", args=[course.code])).content.decode()
+    page = client.get(reverse("course_cohort", args=[course.code])).content.decode()
     assert 'data-testid="cohort"' in page
     assert 'data-testid="pass-share-chart"' in page and 'data-testid="confusion-heatmap"' in page
 
 
 def test_an_empty_course_shows_no_cohort_section(client, course, instructor):
     client.force_login(instructor)
-    page = client.get(reverse("leaderboard", args=[course.code])).content.decode()
-    assert 'data-testid="cohort"' not in page
+    page = client.get(reverse("course_cohort", args=[course.code])).content.decode()
+    assert 'data-testid="cohort"' not in page and 'data-testid="cohort-empty"' in page

@@ -110,6 +110,35 @@ def test_equal_best_scores_rank_by_who_reached_theirs_first(client, course, inst
     assert [(r[0], r[1]) for r in ranked] == [("1", "Yamada"), ("2", "Aoki")]
 
 
+def test_the_leaderboard_lists_50_a_page_and_finds_filters_and_sorts_on_the_server(
+    client, course, instructor
+):
+    # 120 learners: three pages. A learner is found by name on any page, and a sorted or
+    # filtered list keeps each learner's place on the leaderboard.
+    for index in range(120):
+        user = enrollment_create(
+            course=course, email=f"l{index:03}@example.com", name=f"Learner {index:03}"
+        ).user
+        make_submission(course, user, accuracy=0.8805 + index / 1000)
+    client = _login(client, instructor)
+    url = reverse("leaderboard", args=[course.code])
+    first = client.get(url)
+    assert [r.rank for r in first.context["page"]] == list(range(1, 51))
+    assert first.context["page"].paginator.num_pages == 3
+    assert "Learner 119" in first.content.decode() and "Learner 000" not in first.content.decode()
+    last = client.get(url, {"page": 3}).context["page"]
+    assert [r.name for r in last][-1] == "Learner 000" and [r.rank for r in last][-1] == 120
+    found = client.get(url, {"q": "learner 007"})
+    assert [(r.name, r.rank) for r in found.context["page"]] == [("Learner 007", 113)]
+    assert found.context["shown"] == 1 and "1 of 120 learners" in found.content.decode()
+    by_name = client.get(url, {"sort": "name"}).context["page"]
+    assert [r.name for r in by_name][:2] == ["Learner 000", "Learner 001"]
+    assert client.get(url, {"passed": "1"}).context["shown"] == 20  # 0.9805 and up
+    page = client.get(url, {"sort": "-best", "q": "learner"}).content.decode()
+    # Sorting keeps the search, and the header says which way it sorts.
+    assert 'aria-sort="descending"' in page and "q=learner" in page
+
+
 def test_the_leaderboard_takes_the_same_few_queries_for_30_learners_as_for_3(
     client, course, instructor, django_assert_max_num_queries
 ):

@@ -14,7 +14,7 @@ import pytest
 
 from server.courses.models import Course
 from server.submissions import selectors
-from server.submissions.models import Submission, Verdict
+from server.submissions.models import Submission, Verdict, counting_filter
 from tests.factories import make_submission
 
 # (untrusted, self_reported, course.self_reported_counts) -> counts
@@ -47,11 +47,15 @@ def test_the_sql_and_python_forms_of_the_rule_agree_with_the_truth_table(
         for untrusted, self_reported in itertools.product([False, True], repeat=2)
     }
     in_sql = set(Submission.objects.counting().values_list("pk", flat=True))
+    # The leaderboard's form: the course's setting read once instead of joined per row.
+    for_course = Submission.objects.filter(counting_filter(course=course))
+    in_course_sql = set(for_course.values_list("pk", flat=True))
     for (untrusted, self_reported), pk in made.items():
         expected = TRUTH[(untrusted, self_reported, counts_in_course)]
         loaded = Submission.objects.select_related("course").get(pk=pk)
         assert loaded.counts_toward_pass is expected, (untrusted, self_reported)
         assert (pk in in_sql) is expected, (untrusted, self_reported)
+        assert (pk in in_course_sql) is expected, (untrusted, self_reported)
 
 
 def test_the_verdict_is_passed_below_or_not_counted(course, learner):
