@@ -4,10 +4,11 @@ Each zip is scored twice on 1,500 demo test images: through the Docker sandbox
 (the offline CPU image, which has no GPU) and with the process backend, the host's own
 Python, as the local check runs it; the two must agree exactly. The Keras models cover
 how learners save them (``.keras``, ``.h5``, weights only with the architecture in
-their code) and how they import Keras (``import keras``, ``from tensorflow import
-keras``, ``tf.keras``). The PyTorch models are saved "from CUDA": this host has no GPU,
-so a serialization tagger makes ``torch.save`` write the location tag ``cuda:0`` that a
-GPU-trained model carries, which a bare ``torch.load`` refuses on a CPU-only machine.
+their code; and files written by Keras 2, in ``keras2/``) and how they import Keras
+(``import keras``, ``from tensorflow import keras``, ``tf.keras``). The PyTorch models
+are saved "from CUDA": this host has no GPU, so a serialization tagger makes
+``torch.save`` write the location tag ``cuda:0`` that a GPU-trained model carries, which
+a bare ``torch.load`` refuses on a CPU-only machine.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def score(zip_path: Path, testset: Path, backend_name: str, work: Path) -> Score
         image=IMAGE,
         work_root=work / f"runs-{backend_name}",
         limits=LIMITS,
-        python=getattr(backend, "python", "python3"),
+        python=backend.python,
     )
     run_name = f"katakana-frameworks-test-{uuid.uuid4().hex[:8]}"
     return score_zip(zip_path, testset, run_name=run_name, config=config)
@@ -162,6 +163,51 @@ def test_a_keras_submission_scores_in_docker_as_a_direct_run(
         model.save_weights(folder / filename)
     else:
         model.save(folder / filename)
+    architecture = KERAS_ARCHITECTURE if "make_model" in load else ""
+    write_notebook(folder, f"{imports}\nimport numpy as np\n{architecture}", load, KERAS_PREDICT)
+    assert_docker_scores_as_a_direct_run(
+        zip_folder(folder, tmp_path / "s.zip"), demo_testset, tmp_path
+    )
+
+
+KERAS2 = Path(__file__).resolve().parent / "keras2"  # written by Keras 2.15: make.py
+KERAS2_CASES = {
+    # What older course years submitted: model.save('model.h5') under Keras 2.
+    "whole_model_h5": (
+        "from tensorflow import keras",
+        "model = keras.models.load_model('model.h5')",
+    ),
+    # model.save_weights('weights.h5') under Keras 2, the architecture in the notebook.
+    "weights_h5_and_code": (
+        "import keras",
+        "model = make_model()\nmodel.load_weights('weights.h5')",
+    ),
+}
+
+
+def test_keras_3_reads_keras_2_files_and_answers_as_keras_2_did() -> None:
+    keras = pytest.importorskip("keras")
+    data, labels = demodata.load("test")
+    rows = np.concatenate([np.flatnonzero(labels[:, c] == 1)[:10] for c in range(15)])
+    x = ((255.0 - data[rows]) / 255.0).transpose(0, 2, 3, 1).astype("float32")
+    expected = np.load(KERAS2 / "expected.npy")
+    whole = keras.models.load_model(KERAS2 / "model.h5")
+    weights_only = keras_model(seed=1)  # other weights, replaced by the file's
+    weights_only.load_weights(KERAS2 / "weights.h5")
+    for model in (whole, weights_only):
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", list(KERAS2_CASES))
+def test_a_keras_2_h5_submission_scores_in_docker_as_a_direct_run(
+    case: str, demo_testset: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("keras")
+    imports, load = KERAS2_CASES[case]
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    for name in ("model.h5", "weights.h5"):
+        (folder / name).write_bytes((KERAS2 / name).read_bytes())
     architecture = KERAS_ARCHITECTURE if "make_model" in load else ""
     write_notebook(folder, f"{imports}\nimport numpy as np\n{architecture}", load, KERAS_PREDICT)
     assert_docker_scores_as_a_direct_run(
