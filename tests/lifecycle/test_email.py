@@ -53,18 +53,13 @@ def test_a_send_that_keeps_failing_stops_at_the_attempt_ceiling(lifecycle, setti
     """In-process: the ceiling is counted in the row, and the sweeper respects it."""
     from server.outbox import services as outbox
     from server.outbox.models import OutboxEmail
-    from server.submissions import emails
-    from server.submissions.models import Status, Submission
     from server.submissions.sweeper import sweep
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", chaos.free_port()  # nobody there
     settings.KATAKANA_EMAIL_MAX_ATTEMPTS = 3
     settings.KATAKANA_EMAIL_RETRY_SECONDS = 0.01
-    submission = lifecycle.submit()
-    Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
-    submission.refresh_from_db()
-    email = emails.outbox_create(submission)
+    email = _result_email(lifecycle)
 
     results = []
     for _ in range(5):
@@ -88,18 +83,13 @@ def test_a_permanent_refusal_gives_up_at_once_and_says_why(  # type: ignore[no-u
     lifecycle, settings, rcpt_reply: bytes, expected: list[str]
 ) -> None:
     from server.outbox import services as outbox
-    from server.submissions import emails
-    from server.submissions.models import Status, Submission
 
     smtp = chaos.SmtpServer(rcpt_reply=rcpt_reply)
     smtp.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
     settings.KATAKANA_EMAIL_MAX_ATTEMPTS = 5
-    submission = lifecycle.submit()
-    Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
-    submission.refresh_from_db()
-    email = emails.outbox_create(submission)
+    email = _result_email(lifecycle)
     try:
         try:
             results = [outbox.outbox_send(email.pk)]
@@ -122,16 +112,12 @@ def test_an_email_that_cannot_be_made_gives_up_at_once(  # type: ignore[no-untyp
 
     from server.outbox import services as outbox
     from server.submissions import emails
-    from server.submissions.models import Status, Submission
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise TemplateSyntaxError("Invalid block tag 'endblocktrans'")
 
     monkeypatch.setattr(emails, "render_email", broken)
-    submission = lifecycle.submit()
-    Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
-    submission.refresh_from_db()
-    email = emails.outbox_create(submission)
+    email = _result_email(lifecycle)
     assert outbox.outbox_send(email.pk) == "gave-up"
     email.refresh_from_db()
     assert email.given_up and email.last_error.startswith("permanent (the email could not be made)")
@@ -143,17 +129,23 @@ def test_an_email_of_a_kind_no_app_registers_gives_up_at_once_and_says_which(  #
     # The outbox knows no kind itself: the owning app registers it (AppConfig.ready). A row
     # whose kind nobody registers any more is a permanent fault, not ten retries.
     from server.outbox import services as outbox
-    from server.submissions import emails
-    from server.submissions.models import Status, Submission
 
     monkeypatch.delitem(outbox._HANDLERS, "result")
-    submission = lifecycle.submit()
-    Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
-    submission.refresh_from_db()
-    email = emails.outbox_create(submission)
+    email = _result_email(lifecycle)
     assert outbox.outbox_send(email.pk) == "gave-up"
     email.refresh_from_db()
     assert email.given_up and email.sent_at is None
     assert email.last_error == (
         "permanent (the email could not be made): no app registered emails of kind 'result'"
     )
+
+
+def _result_email(lifecycle):  # type: ignore[no-untyped-def]
+    """The result email owed for a fresh submission, marked scored (queued, not sent)."""
+    from server.submissions import emails
+    from server.submissions.models import Status, Submission
+
+    submission = lifecycle.submit()
+    Submission.objects.filter(pk=submission.pk).update(status=Status.SCORED)
+    submission.refresh_from_db()
+    return emails.outbox_create(submission)

@@ -168,10 +168,12 @@ def test_a_built_sample_still_scores_what_the_readme_records(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Training is seeded and single-configuration, but the float kernels underneath
-    # (oneDNN for PyTorch, OpenBLAS for numpy) are chosen per processor: measured, the
-    # PyTorch CNN rebuilt on an AVX-512 Xeon scores 0.97924 against 0.97993 recorded on
-    # an AMD EPYC (10 images of 14,500). So a rebuild must land within 0.3 points and 5 %
-    # of the loss; a stale README (a changed model or recipe) moves far more than that.
+    # (oneDNN for PyTorch and TensorFlow, OpenBLAS for numpy) are chosen per processor:
+    # measured, the PyTorch CNN rebuilt on an AVX-512 Xeon scores 0.97924 against 0.97993
+    # recorded on an AMD EPYC (10 images of 14,500), and the Keras CNN's loss rebuilt on
+    # an AVX-512 EPYC (Zen 4) is 0.0931 against 0.0991 recorded without AVX-512 (6 %).
+    # So a rebuild must land within 0.3 points and 10 % of the loss; a stale README (a
+    # changed model or recipe) moves far more than that.
     # The zip itself, once built, scores identically everywhere (the tests above).
     recorded_accuracy, recorded_loss = recorded_scores()[name]
     report = local_check(full_samples[name], demo_testset, capsys)
@@ -179,4 +181,4 @@ def test_a_built_sample_still_scores_what_the_readme_records(
     if recorded_loss is None:
         assert report["loss"] is None
     else:
-        assert report["loss"] == pytest.approx(recorded_loss, rel=0.05)
+        assert report["loss"] == pytest.approx(recorded_loss, rel=0.10)
