@@ -4,7 +4,7 @@ Why not a watcher alone: a polling watcher sums the files it can see, and a run 
 unlinks a file while keeping it open writes on, unseen (2.43 GiB against a 0.25 GiB cap
 before this module). A tmpfs with ``size`` and ``nr_inodes`` refuses the write itself
 (ENOSPC), whatever the run hides, and its ``statvfs`` counts the hidden bytes too, so the
-watcher (``docker_backend.OutputWatcher``) kills the run as soon as the filesystem, not
+watcher (``hostside.OutputWatcher``) kills the run as soon as the filesystem, not
 just the visible tree, passes ``out_max_bytes``. The tmpfs is a little larger than the cap
 (``SLACK``) so a run that passes the cap is seen and killed instead of silently stalling.
 Its pages are memory, charged to the writer's memory cgroup (the sandbox's limit).

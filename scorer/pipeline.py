@@ -248,7 +248,7 @@ def _build_spec(
         if (testset_dir / TRAIN_LABEL_FILE).is_file():
             mounts.append(Mount(testset_dir / TRAIN_LABEL_FILE, SANDBOX_TRAIN_LABELS))
     # Making these paths usable by the sandbox user (uid 65534) is each isolating
-    # backend's job (sandbox.docker_backend.prepare_host_paths), not the pipeline's.
+    # backend's job (sandbox.hostside.prepare_host_paths), not the pipeline's.
     command = [
         config.python,
         "/harness/harness.py",

@@ -218,7 +218,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "katakana-scoring@localhost")
 
 # Celery. Each value is chosen against a failure named in docs/reliability.md (anchors-sandbox
 # §3a). PostgreSQL holds the truth; a message is only a wake-up call ("there is work"),
-# so losing or duplicating one never loses or duplicates a result (see services.py).
+# so losing or duplicating one never loses or duplicates a result (see
+# server/submissions/lifecycle.py and routing.py).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None  # PostgreSQL holds every state; task results are not needed.
 CELERY_TASK_IGNORE_RESULT = True
