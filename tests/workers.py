@@ -29,25 +29,12 @@ RUN_PREFIX = f"katakana-t{os.getpid()}"
 PG_APPLICATION = f"katakana-worker-{os.getpid()}"
 
 
-def docker_available() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
-        return True
-    except Exception:
-        return False
-
-
 def require_docker() -> None:
-    """Skip without Docker, except where CI demands it (KATAKANA_REQUIRE_DOCKER=1)."""
-    import pytest
+    """Skip without Docker or its sandbox image, except where CI demands it
+    (KATAKANA_REQUIRE_DOCKER=1): the one rule, ``tests.sandbox.conftest.require_backend``."""
+    from tests.sandbox.conftest import require_backend
 
-    if docker_available():
-        return
-    if os.environ.get("KATAKANA_REQUIRE_DOCKER") == "1":
-        pytest.fail("Docker is required here (KATAKANA_REQUIRE_DOCKER=1) but not reachable")
-    pytest.skip("no Docker engine")
+    require_backend("docker")
 
 
 def flush_broker() -> None:
