@@ -326,11 +326,8 @@ class BwrapBackend:
         A run's marker (``OWNERS/<deployment>/<name>``, made before its cgroup) says whose
         it is and, by its mtime, when it started; another deployment's are never touched.
         """
-        owners = OWNERS / self.deployment
-        if not SAFE_NAME.match(self.deployment) or not owners.is_dir():
-            return []
         reaped = []
-        for marker in sorted(owners.iterdir()):
+        for marker in self._markers():
             with suppress(OSError):
                 if time.time() - marker.stat().st_mtime >= older_than_seconds:
                     RunCgroup.kill_leftover(marker.name)
@@ -339,10 +336,14 @@ class BwrapBackend:
         return reaped
 
     def list_runs(self) -> list[str]:
+        return [marker.name for marker in self._markers()]
+
+    def _markers(self) -> list[Path]:
+        """This deployment's run markers (``OWNERS/<deployment>/<name>``), by name."""
         owners = OWNERS / self.deployment
         if not SAFE_NAME.match(self.deployment) or not owners.is_dir():
             return []
-        return sorted(marker.name for marker in owners.iterdir())
+        return sorted(owners.iterdir())
 
     def why_killed(self, name: str, *, since: float) -> str | None:
         return None  # no engine: only this worker or the learner's code can kill a run

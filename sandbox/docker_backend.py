@@ -210,16 +210,21 @@ class DockerBackend:
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise InfrastructureError(f"docker remove failed: {exc}") from exc
 
+    def _ours(self) -> list[Any]:
+        """This deployment's containers, running or not (never another deployment's)."""
+        with _engine_errors("list"):
+            return list(
+                self._client.containers.list(
+                    all=True,
+                    sparse=True,
+                    filters={"label": [RUN_LABEL, f"{DEPLOYMENT_LABEL}={self.deployment}"]},
+                )
+            )
+
     def reap(self, *, older_than_seconds: float) -> list[str]:
         now = time.time()
         reaped: list[str] = []
-        with _engine_errors("list"):
-            containers = self._client.containers.list(
-                all=True,
-                sparse=True,
-                filters={"label": [RUN_LABEL, f"{DEPLOYMENT_LABEL}={self.deployment}"]},
-            )
-        for container in containers:
+        for container in self._ours():
             labels = container.attrs.get("Labels") or {}
             limit = older_than_seconds + _warm_idle_max(labels)
             if now - float(container.attrs.get("Created", now)) < limit:
@@ -229,15 +234,9 @@ class DockerBackend:
         return reaped
 
     def list_runs(self) -> list[str]:
-        with _engine_errors("list"):
-            containers = self._client.containers.list(
-                all=True,
-                sparse=True,
-                filters={"label": [RUN_LABEL, f"{DEPLOYMENT_LABEL}={self.deployment}"]},
-            )
         return [
             raw.lstrip("/")
-            for container in containers
+            for container in self._ours()
             for raw in container.attrs.get("Names") or []
         ]
 
