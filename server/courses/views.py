@@ -13,7 +13,7 @@ from pathlib import Path
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -69,8 +69,6 @@ def leaderboard(request: HttpRequest, code: str) -> HttpResponse:
     sort = request.GET.get("sort", "rank")
     listed = selectors.leaderboard_view(rows, search=search, passed=passed, sort=sort)
     page = Paginator(listed, LEADERBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         **instructor_nav(course, "leaderboard"),
         "rows": rows,
@@ -80,7 +78,7 @@ def leaderboard(request: HttpRequest, code: str) -> HttpResponse:
         "pass_filter": passed,
         "sort": sort,
         "columns": _leaderboard_columns(request, sort),
-        "query": query.urlencode(),
+        "query": _query_without_page(request).urlencode(),
         "passed": sum(r.passed for r in rows),
         "distribution_chart": distribution,
         "grant_form": QuotaGrantForm(),
@@ -99,6 +97,13 @@ def cohort_page(request: HttpRequest, code: str) -> HttpResponse:
 
 # Rows per leaderboard page: a page renders in well under 100 ms (python -m bench web).
 LEADERBOARD_PAGE_SIZE = 50
+
+
+def _query_without_page(request: HttpRequest) -> QueryDict:
+    """This page's filters and sort, to carry into its pager and header links."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query
 
 
 def _leaderboard_columns(request: HttpRequest, sort: str) -> list[dict[str, object]]:
@@ -123,8 +128,7 @@ def _leaderboard_columns(request: HttpRequest, sort: str) -> list[dict[str, obje
             following = key if descending else f"-{key}"
         else:
             following = f"-{key}" if key in first_descending else key
-        query = request.GET.copy()
-        query.pop("page", None)
+        query = _query_without_page(request)
         query["sort"] = following
         result.append(
             {
@@ -195,7 +199,7 @@ def leaderboard_csv(request: HttpRequest, code: str) -> HttpResponse:
     zone = course.tz
     rows = [
         [
-            rank if row.best_accuracy is not None else "",
+            row.rank if row.best_accuracy is not None else "",
             excel_safe(row.name),
             excel_safe(row.email),
             "" if row.best_accuracy is None else f"{row.best_accuracy:.4f}",
@@ -209,7 +213,7 @@ def leaderboard_csv(request: HttpRequest, code: str) -> HttpResponse:
             if row.last_activity
             else "",
         ]
-        for rank, row in enumerate(selectors.leaderboard(course), start=1)
+        for row in selectors.leaderboard(course)
     ]
     stamp = timezone.now().astimezone(zone).strftime("%Y%m%d-%H%M")
     return excel_csv_response(header, rows, f"{course.code}-leaderboard-{stamp}.csv")
@@ -226,8 +230,7 @@ def submission_browser(request: HttpRequest, code: str) -> HttpResponse:
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     # The guide's names for error classes, not the raw codes learners never see.
     titled = [(s, error_title(s.error_class) if s.error_class else "") for s in page]
-    query = request.GET.copy()
-    query.pop("page", None)
+    query = _query_without_page(request)
     context = {
         **instructor_nav(course, "submissions"),
         "form": form,

@@ -118,7 +118,11 @@ def send_on_commit(email: OutboxEmail) -> None:
     """Send ``email`` once the surrounding transaction commits."""
     pk = email.pk
     # robust: Redis down must not undo the transaction's work; the sweeper re-sends.
-    transaction.on_commit(lambda: app.signature(SEND_TASK, args=(pk,)).apply_async(), robust=True)
+    transaction.on_commit(lambda: _publish_send(pk), robust=True)
+
+
+def _publish_send(outbox_id: int) -> None:
+    app.signature(SEND_TASK, args=(outbox_id,)).apply_async()
 
 
 def resend_lost(now: dt.datetime) -> int:
@@ -138,7 +142,7 @@ def resend_lost(now: dt.datetime) -> int:
     )
     count = 0
     for pk in pending:
-        app.signature(SEND_TASK, args=(pk,)).apply_async()
+        _publish_send(pk)
         count += 1
     return count
 

@@ -17,14 +17,15 @@ from celery.exceptions import Reject
 from django.conf import settings
 
 from server.ops import liveness
-from server.submissions import scoring, sweeper
+from server.submissions import routing, scoring, sweeper
 
 log = logging.getLogger(__name__)
 
 
-# The registered name stays "score_submission" so messages already queued by an older
-# release still find their task after an upgrade; the function says what it does.
-@shared_task(name="submissions.score_submission", bind=True)
+# The registered name (routing.SCORE_TASK) stays "score_submission" so messages already
+# queued by an older release still find their task after an upgrade; the function says
+# what it does.
+@shared_task(name=routing.SCORE_TASK, bind=True)
 def score_next(self: Any, hint_id: int) -> str:
     """Score the fairest queued submission (``hint_id`` is only preferred among equals)."""
     # The node name (-n cpu@host) says which worker ran it, where several share a host.
